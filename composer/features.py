@@ -1,0 +1,47 @@
+"""Conditioning features: one row per output frame, read in windows (DESIGN.md section 3.6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from composer.errors import JobError
+
+_SCAN_ROWS = 65536  # rows checked for NaN at a time, so a huge memory-mapped file never loads whole
+
+
+def load_features(path: Path) -> np.ndarray:
+    """Memory-map a ``.npy`` array ``[N, ...]`` of numbers, without pickle, and check it is finite.
+
+    Raises:
+        JobError: the file is missing, not a numeric array, or holds NaN or infinite values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise JobError(f"{path}: no such features file")
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise JobError(f"{path}: not a .npy array of numbers: {exc}") from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiub" or array.ndim < 1:
+        raise JobError(f"{path}: expected a numeric array [N, ...], got {getattr(array, 'dtype', '?')}")
+    if len(array) == 0:
+        raise JobError(f"{path}: the features array has no rows")
+    if array.dtype.kind == "f":
+        for start in range(0, len(array), _SCAN_ROWS):
+            block = np.asarray(array[start : start + _SCAN_ROWS])
+            if not np.isfinite(block).all():
+                rows = np.flatnonzero(~np.isfinite(block.reshape(len(block), -1)).all(axis=1))
+                raise JobError(f"{path}: row {start + int(rows[0])} holds NaN or infinite values")
+    return array
+
+
+def feature_window(features: np.ndarray, i: int, window: int) -> np.ndarray:
+    """Rows ``i - window//2 .. i - window//2 + window - 1`` as float32; rows outside ``[0, N)`` are zeros."""
+    start = i - window // 2
+    out = np.zeros((window, *features.shape[1:]), dtype=np.float32)
+    lo, hi = max(start, 0), min(start + window, len(features))
+    if lo < hi:
+        out[lo - start : hi - start] = features[lo:hi]
+    return out

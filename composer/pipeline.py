@@ -1,0 +1,302 @@
+"""The processor: the reference renderer's work spread over threads (DESIGN.md section 4).
+
+::
+
+    [preloader] --chunk slots--> [batcher] --Batch queue--> [model] --(item, future) queue--> [writer]
+                                                               |                                 ^
+                                                               +--> ThreadPoolExecutor: composite,
+                                                                    encode and save images ------+
+
+- preloader: decodes template chunks into two preallocated slots, one ahead of the renderer.
+- batcher: builds batches of ``batch`` model inputs into pooled buffers.
+- model: the only thread that touches the ONNX Runtime session; hands each frame to the composite pool.
+- composite pool (``workers`` threads): pastes predictions into pooled full-frame buffers and writes images.
+- writer: takes finished frames in output order, feeds the video encoder, recycles buffers, reports progress
+  and releases cache slots.
+
+Queues are bounded, every wait looks at one stop event, and the first error of any stage is re-raised on the
+caller's thread after every thread has been joined.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import psutil
+
+from composer.composite import composite
+from composer.features import feature_window
+from composer.job import Job
+from composer.model import Model
+from composer.observer import NullObserver, Observer, PeakMemory, RenderStats
+from composer.outputs import Outputs, open_outputs
+from composer.plan import Plan, open_plan
+from composer.preload import Preloader, chunk_size, frame_bytes, plan_visits
+from composer.prepare import fill_image, image_channels
+from composer.threads import POLL, Stopped, Supervisor, get, put
+
+_MAX_ITEMS = 64  # frames per batch at most, so long runs of pass-through frames keep flowing
+
+
+@dataclass(frozen=True)
+class Item:
+    """One output frame on its way through the stages."""
+
+    index: int
+    visit: int
+    frame: np.ndarray  # the cached template frame
+    crop: np.ndarray | None  # its cached crop, None when the frame passes through
+    rect: tuple[int, int, int, int] | None
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """A pooled pair of model input buffers."""
+
+    images: np.ndarray  # [batch, channels, S, S] float32
+    features: np.ndarray | None  # [batch, *feature_shape] float32
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Up to ``batch`` frames for the model, with the pass-through frames between them, in output order."""
+
+    items: tuple[Item, ...]
+    inputs: Inputs
+    count: int  # rows of ``inputs`` in use
+
+
+class Pool:
+    """A fixed set of reusable buffers; taking one waits, stop-aware, until one is given back."""
+
+    def __init__(self, buffers: list[object]) -> None:
+        self._free: queue.Queue[object] = queue.Queue()
+        for buffer in buffers:
+            self._free.put(buffer)
+
+    def take(self, stop: threading.Event) -> object:
+        return get(self._free, stop)
+
+    def give(self, buffer: object) -> None:
+        self._free.put(buffer)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Sizes resolved from the job's ``[run]`` section and the machine."""
+
+    batch: int
+    workers: int
+    chunk: int
+    depth: int = 2  # batches queued between batcher and model
+
+    @classmethod
+    def resolve(cls, job: Job, plan: Plan, model: Model) -> Settings:
+        """Batch from the model (fixed) or the job; chunk from ``[run] chunk`` or the memory budget."""
+        run = job.run
+        frames = plan.source.count
+        if run.chunk is not None:
+            chunk = min(run.chunk, frames)
+        else:
+            budget = run.memory_budget or int(psutil.virtual_memory().available * run.memory_fraction)
+            per_frame = frame_bytes(plan.source.width, plan.source.height, job.model.crop)
+            chunk = chunk_size(budget, per_frame, frames)
+        return cls(batch=model.batch_size(run.batch), workers=run.workers, chunk=chunk)
+
+
+class Pipeline:
+    """Renders a plan with the processor's threads.
+
+    Args:
+        plan: the checked inputs.
+        model: the model; only the model thread calls it.
+        outputs: open sinks.
+        settings: batch, workers and chunk sizes.
+        observer: told of each finished frame, from the writer thread.
+    """
+
+    def __init__(self, plan: Plan, model: Model, outputs: Outputs, settings: Settings,
+                 observer: Observer | None = None) -> None:
+        self.plan, self.model, self.outputs, self.settings = plan, model, outputs, settings
+        self.observer = observer or NullObserver()
+        self.visits = plan_visits(plan.schedule, settings.chunk)
+        self._supervisor = Supervisor()
+        self.stop = self._supervisor.stop
+        self.preloader = Preloader(plan.source, plan.rects, plan.job.model, settings.chunk, self.visits,
+                                   self.stop)
+        self._batches: queue.Queue[Batch | None] = queue.Queue(maxsize=settings.depth)
+        in_flight = 2 * settings.batch + settings.workers
+        self._finished: queue.Queue[tuple[Item, Future[np.ndarray]] | None] = queue.Queue(maxsize=in_flight)
+        self._inputs = Pool([self._new_inputs() for _ in range(settings.depth + 2)])
+        # Every frame that can be in flight at once has a buffer: the writer queue, the one being written,
+        # and a batch the model thread is handing out. Reusing them keeps pages warm (no fresh-page faults).
+        frame_shape = (plan.source.height, plan.source.width, 3)
+        self._frames = Pool([np.empty(frame_shape, np.uint8) for _ in range(in_flight + settings.batch + 2)])
+
+    def _new_inputs(self) -> Inputs:
+        spec, inputs, b = self.plan.job.model, self.model.inputs, self.settings.batch
+        images = np.zeros((b, image_channels(spec), spec.window, spec.window), dtype=np.float32)
+        features = None
+        if inputs.feature_shape is not None:
+            features = np.zeros((b, *inputs.feature_shape), dtype=np.float32)
+        return Inputs(images, features)
+
+    def run(self) -> None:
+        """Render every output frame; returns when all are written, raises the first stage error."""
+        self.observer.started(self.plan.count)
+        with ThreadPoolExecutor(self.settings.workers, thread_name_prefix="composer-composite") as pool:
+            try:
+                self._supervisor.spawn("preload", self.preloader.run)
+                self._supervisor.spawn("batch", self._batch_stage)
+                self._supervisor.spawn("model", lambda: self._model_stage(pool))
+                self._supervisor.spawn("write", self._write_stage)
+                self._supervisor.join()
+            finally:
+                self.stop.set()  # ends the composite tasks still waiting for a buffer
+                pool.shutdown(wait=True, cancel_futures=True)
+        self.observer.finished()
+
+    # --- stages ---------------------------------------------------------------------------------------------
+
+    def _batch_stage(self) -> None:
+        try:
+            self._make_batches()
+        finally:
+            _close(self._batches, self.stop)
+
+    def _make_batches(self) -> None:
+        plan, spec, stop = self.plan, self.plan.job.model, self.stop
+        window = plan.job.features.window if plan.job.features is not None else 0
+        inputs: Inputs | None = None
+        items: list[Item] = []
+        count = 0
+        for v, visit in enumerate(self.visits):
+            if items and items[0].visit <= v - 2:
+                # Visit v's slot is freed only once visit v-2 is written: a batch holding its frames must
+                # go before waiting for the slot, or the batcher would wait on itself.
+                put(self._batches, self._batch(items, inputs, count), stop)
+                items, inputs, count = [], None, 0
+            chunk = self.preloader.acquire(v)
+            for i in range(visit.first, visit.stop):
+                t = int(plan.schedule[i])
+                rect, local = plan.rects.get(t), t - chunk.start
+                crop = None
+                if rect is not None:
+                    if inputs is None:
+                        inputs = self._inputs.take(stop)  # type: ignore[assignment]
+                        assert inputs is not None
+                    crop = chunk.crops[local]
+                    fill_image(crop, spec, inputs.images[count])
+                    if inputs.features is not None and plan.features is not None:
+                        inputs.features[count] = feature_window(plan.features, i, window).reshape(
+                            inputs.features.shape[1:])
+                    count += 1
+                items.append(Item(i, v, chunk.frames[local], crop, rect))
+                if count == self.settings.batch or len(items) >= _MAX_ITEMS:
+                    put(self._batches, self._batch(items, inputs, count), stop)
+                    items, inputs, count = [], None, 0
+        if items:
+            put(self._batches, self._batch(items, inputs, count), stop)
+
+    def _batch(self, items: list[Item], inputs: Inputs | None, count: int) -> Batch:
+        if inputs is None:
+            inputs = Inputs(np.empty((0,), np.float32), None)
+        return Batch(tuple(items), inputs, count)
+
+    def _model_stage(self, pool: ThreadPoolExecutor) -> None:
+        try:
+            while (batch := get(self._batches, self.stop)) is not None:
+                predictions = None
+                if batch.count:
+                    features = batch.inputs.features
+                    predictions = self.model.run(
+                        batch.inputs.images[: batch.count], None if features is None else features[: batch.count]
+                    )
+                    self._inputs.give(batch.inputs)
+                row = 0
+                for item in batch.items:
+                    prediction = None
+                    if item.rect is not None:
+                        assert predictions is not None
+                        prediction, row = predictions[row], row + 1
+                    put(self._finished, (item, pool.submit(self._finish, item, prediction)), self.stop)
+        finally:
+            _close(self._finished, self.stop)
+
+    def _finish(self, item: Item, prediction: np.ndarray | None) -> np.ndarray:
+        """Composite task: the finished frame, saved as an image when the job writes images."""
+        frame = item.frame
+        if item.rect is not None:
+            assert item.crop is not None and prediction is not None
+            out = self._frames.take(self.stop)
+            assert isinstance(out, np.ndarray)
+            spec = self.plan.job
+            frame = composite(item.frame, item.crop, prediction, item.rect, spec.model, spec.composite, out=out)
+        if self.outputs.images is not None:
+            self.outputs.images.write(item.index, frame)
+        return frame
+
+    def _write_stage(self) -> None:
+        video = self.outputs.video
+        while (entry := get(self._finished, self.stop)) is not None:
+            item, future = entry
+            frame = _result(future, self.stop)
+            if video is not None:
+                video.write(frame)
+            if item.rect is not None:
+                self._frames.give(frame)
+            if item.index + 1 == self.visits[item.visit].stop:
+                self.preloader.release(item.visit)
+            self.observer.frame_done(item.index)
+
+
+def _result(future: Future[np.ndarray], stop: threading.Event) -> np.ndarray:
+    while True:
+        try:
+            return future.result(timeout=POLL)
+        except FutureTimeout:
+            if stop.is_set():
+                raise Stopped from None
+
+
+def _close(q: queue.Queue[object], stop: threading.Event) -> None:
+    """Send the end-of-stream sentinel unless the run is stopping (then nobody reads it)."""
+    with contextlib.suppress(Stopped):
+        put(q, None, stop)
+
+
+@contextlib.contextmanager
+def _single_threaded_opencv() -> Iterator[None]:
+    # The composite workers already use the cores; OpenCV's own pool on top of them only oversubscribes.
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
+def render(job: Job, observer: Observer | None = None) -> RenderStats:
+    """Render ``job`` with the processor and write its outputs.
+
+    Raises:
+        ComposerError: a bad input (before the first frame, where it can be found then) or a stage failure.
+    """
+    memory = PeakMemory()
+    with open_plan(job) as plan:
+        model = plan.open_model()
+        settings = Settings.resolve(job, plan, model)
+        began = time.perf_counter()
+        with _single_threaded_opencv(), open_outputs(plan) as outputs:
+            Pipeline(plan, model, outputs, settings, observer).run()
+        seconds = time.perf_counter() - began
+    return RenderStats(frames=plan.count, seconds=seconds, peak_rss=memory.peak)

@@ -1,0 +1,84 @@
+"""A job's inputs opened and checked against each other before the first frame is rendered."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+
+import joblib
+import numpy as np
+
+from composer.errors import JobError
+from composer.features import feature_window, load_features
+from composer.job import Job
+from composer.model import Model
+from composer.rects import Rects, load_rects
+from composer.schedule import schedule
+from composer.sources import TemplateSource, open_template
+
+DEFAULT_FPS = Fraction(25)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a renderer needs, checked: the template, its rectangles, the features and the schedule."""
+
+    job: Job
+    source: TemplateSource
+    rects: Rects
+    features: np.ndarray | None
+    schedule: np.ndarray  # template frame of each output frame
+    fps: Fraction
+
+    @property
+    def count(self) -> int:
+        """Number of output frames."""
+        return len(self.schedule)
+
+    def window(self, i: int) -> np.ndarray | None:
+        """The feature window of output frame ``i``, or None without features."""
+        if self.features is None or self.job.features is None:
+            return None
+        return feature_window(self.features, i, self.job.features.window)
+
+    def open_model(self) -> Model:
+        """The job's model, checked against the features, with its share of the cores."""
+        features = self.job.features
+        return Model(
+            self.job.model,
+            feature_row_shape=tuple(self.features.shape[1:]) if self.features is not None else None,
+            window=features.window if features is not None else 1,
+            threads=model_threads(self.job),
+        )
+
+
+def usable_cores() -> int:
+    """Cores this process may use; ``joblib.cpu_count`` honours container limits and affinity."""
+    return max(1, int(joblib.cpu_count()))
+
+
+def model_threads(job: Job) -> int:
+    """ONNX Runtime intra-op threads: ``[run] threads``, else half the usable cores (the rest composite)."""
+    return job.run.threads or max(1, usable_cores() // 2)
+
+
+@contextlib.contextmanager
+def open_plan(job: Job) -> Iterator[Plan]:
+    """Open and check a job's inputs; the template is closed on exit.
+
+    Raises:
+        JobError: an input is missing, malformed or does not fit the others.
+        SourceError: the template cannot be opened.
+    """
+    if job.output.frames is None and job.output.video is None:
+        raise JobError("job key output: nothing to write; set output.frames and/or output.video")
+    features = load_features(job.features.path) if job.features is not None else None
+    with open_template(job.template.source) as source:
+        rects = load_rects(job.template.rects, source.count)
+        rects.check_bounds(source.width, source.height, job.template.rects)
+        count = len(features) if features is not None else source.count
+        order = schedule(count, source.count, job.run.loop)
+        fps = job.output.fps or source.fps or DEFAULT_FPS
+        yield Plan(job=job, source=source, rects=rects, features=features, schedule=order, fps=fps)

@@ -1,0 +1,144 @@
+"""The chunked preloader: template frames and their crops cached in preallocated RAM (DESIGN.md section 4).
+
+The template is cut into chunks of ``size`` consecutive frames. The output frames, in order, visit chunks
+(a ping-pong schedule runs through them forwards, then backwards); each visit is decoded sequentially into one
+of two slots while the other slot is being rendered, so decoding overlaps rendering and memory holds at most
+two chunks. When the whole template fits, there is one slot, one visit and nothing is decoded twice.
+
+A slot is refilled only after the renderer has released every output frame of the visit that used it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from composer.errors import SourceError
+from composer.job import ModelSpec
+from composer.prepare import crop_region
+from composer.rects import Rects
+from composer.sources import TemplateSource
+from composer.threads import Stopped, wait_for
+
+
+@dataclass(frozen=True)
+class Visit:
+    """Output frames ``first .. stop-1`` all use template frames of chunk ``chunk``."""
+
+    chunk: int
+    first: int
+    stop: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A cached run of template frames ``start .. start + len(frames) - 1`` and their crops."""
+
+    start: int
+    frames: np.ndarray  # [n, H, W, 3] uint8
+    crops: np.ndarray  # [n, crop, crop, 3] uint8; rows of frames without a rectangle are unused
+
+
+def frame_bytes(width: int, height: int, crop: int) -> int:
+    """Bytes one cached template frame costs: the full frame plus its crop."""
+    return 3 * (width * height + crop * crop)
+
+
+def chunk_size(budget: int, per_frame: int, frames: int) -> int:
+    """Template frames per chunk for a cache of ``budget`` bytes.
+
+    The whole template when it fits; otherwise half the budget per slot, since two slots are alive while
+    the next chunk decodes.
+    """
+    if frames * per_frame <= budget:
+        return frames
+    return max(1, min(frames, budget // (2 * per_frame)))
+
+
+def plan_visits(schedule: np.ndarray, size: int) -> list[Visit]:
+    """Cut the output frames into runs that use one chunk each."""
+    chunks = schedule // size
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(chunks)) + 1))
+    stops = np.concatenate((starts[1:], [len(schedule)]))
+    return [Visit(int(chunks[a]), int(a), int(b)) for a, b in zip(starts, stops)]
+
+
+class Preloader:
+    """Fills chunk slots ahead of the renderer, on its own thread.
+
+    Args:
+        source: the template.
+        rects: its rectangles.
+        spec: the model section (crop size and interpolation).
+        size: template frames per chunk.
+        visits: the chunk visits of the job, in output order.
+        stop: the run's stop event.
+    """
+
+    def __init__(self, source: TemplateSource, rects: Rects, spec: ModelSpec, size: int,
+                 visits: list[Visit], stop: threading.Event) -> None:
+        self.source, self.rects, self.spec = source, rects, spec
+        self.size, self.visits, self.stop = size, visits, stop
+        slots = 1 if size >= source.count else 2
+        shape = (size, source.height, source.width, 3)
+        self._frames = [np.empty(shape, dtype=np.uint8) for _ in range(slots)]
+        self._crops = [np.empty((size, spec.crop, spec.crop, 3), dtype=np.uint8) for _ in range(slots)]
+        self._held: list[int | None] = [None] * slots  # chunk index each slot holds
+        self._ready = -1  # visits 0 .. _ready are loaded
+        self._released = -1  # visits 0 .. _released are no longer used
+        self._cond = threading.Condition()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the cache's slots."""
+        return sum(a.nbytes for a in self._frames) + sum(a.nbytes for a in self._crops)
+
+    def _slot(self, v: int) -> int:
+        return v % len(self._frames)
+
+    def run(self) -> None:
+        """Thread body: load every visit's chunk in order, each once its slot is free."""
+        slots = len(self._frames)
+        for v, visit in enumerate(self.visits):
+            with self._cond:
+                wait_for(self._cond, lambda v=v: self._released >= v - slots, self.stop)
+            slot = self._slot(v)
+            if self._held[slot] != visit.chunk:
+                self._held[slot] = None
+                self._fill(slot, visit.chunk)
+                self._held[slot] = visit.chunk
+            with self._cond:
+                self._ready = v
+                self._cond.notify_all()
+
+    def _fill(self, slot: int, chunk: int) -> None:
+        start = chunk * self.size
+        stop = min(start + self.size, self.source.count)
+        frames, crops = self._frames[slot], self._crops[slot]
+        t = start
+        for frame in self.source.frames(start, stop):
+            if self.stop.is_set():
+                raise Stopped
+            frames[t - start] = frame
+            rect = self.rects.get(t)
+            if rect is not None:
+                crop_region(frames[t - start], rect, self.spec, out=crops[t - start])
+            t += 1
+        if t != stop:
+            raise SourceError(f"{self.source.path}: frame {t}: the template ended early ({t} of {stop} frames)")
+
+    def acquire(self, v: int) -> Chunk:
+        """Wait until visit ``v``'s chunk is loaded and return it."""
+        with self._cond:
+            wait_for(self._cond, lambda: self._ready >= v, self.stop)
+        slot = self._slot(v)
+        n = min(self.size, self.source.count - self.visits[v].chunk * self.size)
+        return Chunk(self.visits[v].chunk * self.size, self._frames[slot][:n], self._crops[slot][:n])
+
+    def release(self, v: int) -> None:
+        """Every output frame of visits ``0 .. v`` is finished with its cached frames."""
+        with self._cond:
+            self._released = v
+            self._cond.notify_all()

@@ -1,0 +1,39 @@
+"""The frame schedule: which template frame each output frame uses (DESIGN.md section 2)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from composer.errors import JobError
+
+
+def template_index(i: int, frames: int, loop: str) -> int:
+    """The template frame used by output frame ``i`` of a template of ``frames`` frames."""
+    return int(schedule(i + 1, frames, loop)[i])
+
+
+def schedule(count: int, frames: int, loop: str) -> np.ndarray:
+    """Template indices of output frames ``0 .. count-1`` as an int64 array.
+
+    ``pingpong`` runs 0, 1, ..., T-1, T-2, ..., 1, 0, 1, ...; ``repeat`` runs 0 .. T-1 again and again;
+    ``once`` uses each template frame once and refuses more output frames than template frames.
+    """
+    if frames < 1:
+        raise JobError("template: no frames")
+    out = np.arange(count, dtype=np.int64)
+    if loop == "once":
+        if count > frames:
+            raise JobError(
+                f"run.loop = \"once\": {count} output frames need {count} template frames, "
+                f"the template has {frames}"
+            )
+        return out
+    if loop == "repeat":
+        return out % frames
+    if loop == "pingpong":
+        if frames == 1:
+            return np.zeros(count, dtype=np.int64)
+        period = 2 * frames - 2
+        k = out % period
+        return np.where(k < frames, k, period - k)
+    raise JobError(f"run.loop: unknown loop {loop!r}")

@@ -1,0 +1,94 @@
+"""Thread plumbing shared by the processor's stages: stop-aware waits and a supervisor.
+
+Every blocking call waits in short slices and checks the run's one stop event, so no stage can stay blocked
+on a queue or a condition after another stage has failed.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+POLL = 0.05  # seconds a blocked call waits before it looks at the stop event again
+
+
+class Stopped(Exception):
+    """Raised inside a stage when the run's stop event is set; not an error of its own."""
+
+
+def put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
+    """``q.put(item)`` that gives up with :class:`Stopped` once ``stop`` is set."""
+    while True:
+        if stop.is_set():
+            raise Stopped
+        try:
+            q.put(item, timeout=POLL)
+            return
+        except queue.Full:
+            continue
+
+
+def get(q: queue.Queue[T], stop: threading.Event) -> T:
+    """``q.get()`` that gives up with :class:`Stopped` once ``stop`` is set."""
+    while True:
+        if stop.is_set():
+            raise Stopped
+        try:
+            return q.get(timeout=POLL)
+        except queue.Empty:
+            continue
+
+
+def wait_for(cond: threading.Condition, predicate: Callable[[], bool], stop: threading.Event) -> None:
+    """``cond.wait_for(predicate)`` (``cond`` held) that gives up with :class:`Stopped` once ``stop`` is set."""
+    while not predicate():
+        if stop.is_set():
+            raise Stopped
+        cond.wait(POLL)
+
+
+class Supervisor:
+    """Runs stage threads; the first exception sets the stop event and is re-raised after all are joined."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._errors: list[BaseException] = []
+        self._lock = threading.Lock()
+
+    def fail(self, exc: BaseException) -> None:
+        """Record ``exc`` (the first one wins) and stop every stage."""
+        if isinstance(exc, Stopped):
+            return
+        with self._lock:
+            self._errors.append(exc)
+        self.stop.set()
+
+    def spawn(self, name: str, target: Callable[[], None]) -> None:
+        """Start ``target`` on a daemon thread whose exceptions go to :meth:`fail`."""
+
+        def body() -> None:
+            try:
+                target()
+            except BaseException as exc:  # noqa: BLE001 - every failure must reach the caller
+                self.fail(exc)
+
+        thread = threading.Thread(target=body, name=f"composer-{name}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def join(self) -> None:
+        """Wait for every thread; on Ctrl-C stop them all first. Re-raise the first recorded error."""
+        try:
+            for thread in self._threads:
+                while thread.is_alive():
+                    thread.join(POLL)
+        except KeyboardInterrupt as exc:
+            self.fail(exc)
+            for thread in self._threads:
+                thread.join()
+        if self._errors:
+            raise self._errors[0]
