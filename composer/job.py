@@ -151,6 +151,11 @@ def _choice(options: Iterable[str]) -> Check:
     return check
 
 
+def _optional_path(key: str, value: Any, base: Path) -> Path | None:
+    # An empty string switches an optional output off, e.g. `--set output.video=`.
+    return None if value == "" else _path(key, value, base)
+
+
 def _path(key: str, value: Any, base: Path) -> Path:
     if not isinstance(value, str) or not value:
         raise _fail(key, f"expected a path (string), got {_type_name(value)} {value!r}")
@@ -255,12 +260,12 @@ _SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
     },
     "composite": {"blend": (_choice(("hard", "feather")), False), "feather": (_int(0), False)},
     "output": {
-        "frames": (_path, False),
+        "frames": (_optional_path, False),
         "format": (_choice(("png", "jpg")), False),
         "quality": (_int(0), False),
-        "video": (_path, False),
+        "video": (_optional_path, False),
         "fps": (_fps, False),
-        "audio": (_path, False),
+        "audio": (_optional_path, False),
         "crf": (_int(0), False),
         "preset": (_string, False),
     },
@@ -276,7 +281,7 @@ _SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
 }
 _REQUIRED_SECTIONS = ("template", "model")
 PATH_KEYS = frozenset(
-    f"{section}.{key}" for section, keys in _SCHEMA.items() for key, (check, _) in keys.items() if check is _path
+    f"{section}.{key}" for section, keys in _SCHEMA.items() for key, (check, _) in keys.items() if check in (_path, _optional_path)
 )
 
 

@@ -60,8 +60,12 @@ def usable_cores() -> int:
 
 
 def model_threads(job: Job) -> int:
-    """ONNX Runtime intra-op threads: ``[run] threads``, else half the usable cores (the rest composite)."""
-    return job.run.threads or max(1, usable_cores() // 2)
+    """ONNX Runtime intra-op threads: ``[run] threads``, else every usable core.
+
+    The intra-op threads do not spin while idle, so the composite workers get the cores whenever the model
+    waits for its next batch.
+    """
+    return job.run.threads or usable_cores()
 
 
 @contextlib.contextmanager

@@ -1,0 +1,129 @@
+"""A failing stage ends the run promptly with its error: no hang, no thread left, no finished-looking file."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from composer import pipeline
+from composer.errors import ModelError, OutputError, SourceError
+from composer.job import load_job
+from composer.model import Model
+from composer.sources import FolderSource
+from composer.writers import ImageFolderSink, VideoSink
+
+OUTPUTS = 40
+
+
+class Boom(RuntimeError):
+    pass
+
+
+def _fail_at(monkeypatch, owner, name, at, error):
+    """Make ``owner.name`` raise ``error`` on its call number ``at`` (0-based)."""
+    original = getattr(owner, name)
+    calls = {"n": 0}
+
+    def wrapper(*args, **kwargs):
+        n = calls["n"]
+        calls["n"] += 1
+        if n == at:
+            raise error
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, wrapper)
+
+
+def _failing_frames(at):
+    original = FolderSource.frames
+
+    def frames(self, start=0, stop=None):
+        for k, frame in enumerate(original(self, start, stop)):
+            if start + k == at:
+                raise SourceError(f"{self.path}: frame {at} could not be decoded")
+            yield frame
+
+    return frames
+
+
+def _composer_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("composer-") and t.is_alive()]
+
+
+@pytest.fixture
+def job(make_job, tmp_path):
+    job_file = make_job(frames=12, outputs=OUTPUTS, nulls=(5,))
+    return load_job(job_file, {"output": {"video": str(tmp_path / "result.mp4")},
+                               "run": {"batch": 3, "workers": 2, "chunk": 4}})
+
+
+def _run_and_check(job, error_type, tmp_path):
+    began = time.perf_counter()
+    with pytest.raises(error_type):
+        pipeline.render(job)
+    elapsed = time.perf_counter() - began
+    assert elapsed < 5, f"the run took {elapsed:.1f} s to stop"
+    assert not _composer_threads(), "a stage thread outlived the run"
+    assert not (tmp_path / "result.mp4").exists(), "a failed run left a finished-looking video"
+
+
+@pytest.mark.parametrize("at", [0, 7, 11])
+def test_source_failure(monkeypatch, job, tmp_path, at):
+    monkeypatch.setattr(FolderSource, "frames", _failing_frames(at))
+    _run_and_check(job, SourceError, tmp_path)
+
+
+@pytest.mark.parametrize("at", [0, 5, 10])
+def test_model_failure(monkeypatch, job, tmp_path, at):
+    _fail_at(monkeypatch, Model, "run", at, ModelError("model.onnx: inference failed"))
+    _run_and_check(job, ModelError, tmp_path)
+
+
+@pytest.mark.parametrize("at", [0, 17, 35])  # 36 output frames have a rectangle
+def test_composite_failure(monkeypatch, job, tmp_path, at):
+    _fail_at(monkeypatch, pipeline, "composite", at, Boom("composite broke"))
+    _run_and_check(job, Boom, tmp_path)
+
+
+@pytest.mark.parametrize("at", [0, 20, OUTPUTS - 1])
+def test_image_writer_failure(monkeypatch, job, tmp_path, at):
+    _fail_at(monkeypatch, ImageFolderSink, "write", at, OutputError("out/000020.png: No space left on device"))
+    _run_and_check(job, OutputError, tmp_path)
+
+
+@pytest.mark.parametrize("at", [0, 20, OUTPUTS - 1])
+def test_video_writer_failure(monkeypatch, job, tmp_path, at):
+    _fail_at(monkeypatch, VideoSink, "write", at, OutputError("result.mp4: No space left on device"))
+    _run_and_check(job, OutputError, tmp_path)
+
+
+def test_slow_writer_backpressure_keeps_memory_bounded(monkeypatch, job, tmp_path):
+    """A writer slower than the rest holds the other stages back instead of letting frames pile up."""
+    seen = []
+    original = ImageFolderSink.write
+
+    def slow(self, index, frame):
+        seen.append(len([t for t in threading.enumerate() if t.name.startswith("composer-composite")]))
+        time.sleep(0.002)
+        original(self, index, frame)
+
+    monkeypatch.setattr(ImageFolderSink, "write", slow)
+    stats = pipeline.render(job)
+    assert stats.frames == OUTPUTS
+    assert max(seen) <= job.run.workers
+    assert (tmp_path / "result.mp4").exists()
+
+
+def test_interrupt_stops_every_stage(monkeypatch, job, tmp_path):
+    """Ctrl-C on the caller's thread stops and joins every stage, and the video is not finished."""
+    _fail_at(monkeypatch, Model, "run", 4, KeyboardInterrupt())
+    began = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.render(job)
+    assert time.perf_counter() - began < 5
+    assert not _composer_threads()
+    assert not (tmp_path / "result.mp4").exists()
+    assert np.all([p.name.endswith(".png") for p in (tmp_path / "job" / "out").iterdir()])
