@@ -71,3 +71,52 @@ def test_all_frames_pass_through(make_job):
     job_file = make_job(frames=3, outputs=8, nulls=(0, 1, 2))
     expected, actual = _render_pair(job_file, batch=2, workers=2, chunk=1)
     _assert_same(expected, actual)
+
+
+def _write_video(path: Path, frames: list[np.ndarray]) -> None:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "20", "g": "3", "bf": "2"}  # short GOPs and B-frames: seeks must land exactly
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+        container.mux(stream.encode())
+
+
+def test_video_template_with_chunk_seeks_matches_reference(make_job):
+    """A video template rendered in chunks of 2 (seeking back on every ping-pong turn) equals the reference."""
+    job_file = make_job(frames=9, outputs=30, nulls=(4,))
+    root = job_file.parent
+    frames = read_folder_any(root / "template")
+    _write_video(root / "template.mp4", frames)
+    text = job_file.read_text().replace('frames = "template"', 'video = "template.mp4"')
+    job_file.write_text(text)
+    expected, actual = _render_pair(job_file, batch=4, workers=2, chunk=2)
+    _assert_same(expected, actual)
+
+
+def read_folder_any(folder: Path) -> list[np.ndarray]:
+    import cv2
+
+    paths = sorted(folder.glob("*.png"), key=lambda p: int(p.stem.split("_")[1]))
+    return [cv2.imread(str(p)) for p in paths]
+
+
+def test_unet_within_one_level_of_reference(tmp_path):
+    """The demo's U-Net (convolutions whose rounding may change with the batch) stays within one level."""
+    from composer.zoo import build_unet
+
+    root = tmp_path
+    factory = job_factory(root)
+    job_file = factory(frames=5, outputs=14, nulls=())
+    build_unet(job_file.parent / "model.onnx", window=32, in_channels=6, feature_shape=(4, 5), base=4)
+    text = job_file.read_text().replace("crop = 24", "crop = 36")
+    job_file.write_text(text)
+    expected, actual = _render_pair(job_file, batch=4, workers=2, chunk=3)
+    assert len(expected) == len(actual) == 14
+    for i, (a, b) in enumerate(zip(expected, actual)):
+        diff = np.abs(a.astype(np.int16) - b.astype(np.int16)).max()
+        assert diff <= 1, f"frame {i} differs by {diff} levels"
