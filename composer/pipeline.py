@@ -43,6 +43,7 @@ from composer.plan import Plan, open_plan
 from composer.preload import Preloader, chunk_size, frame_bytes, plan_visits
 from composer.prepare import fill_image, image_channels
 from composer.threads import POLL, Stopped, Supervisor, get, put
+from composer.trace import NullTracer
 
 _MAX_ITEMS = 64  # frames per batch at most, so long runs of pass-through frames keep flowing
 
@@ -53,6 +54,7 @@ class Item:
 
     index: int
     visit: int
+    born: float  # perf_counter when the batcher took the frame up, for latency
     frame: np.ndarray  # the cached template frame
     crop: np.ndarray | None  # its cached crop, None when the frame passes through
     rect: tuple[int, int, int, int] | None
@@ -125,14 +127,15 @@ class Pipeline:
     """
 
     def __init__(self, plan: Plan, model: Model, outputs: Outputs, settings: Settings,
-                 observer: Observer | None = None) -> None:
+                 observer: Observer | None = None, tracer: NullTracer | None = None) -> None:
         self.plan, self.model, self.outputs, self.settings = plan, model, outputs, settings
         self.observer = observer or NullObserver()
+        self.tracer = tracer or NullTracer()
         self.visits = plan_visits(plan.schedule, settings.chunk)
         self._supervisor = Supervisor()
         self.stop = self._supervisor.stop
         self.preloader = Preloader(plan.source, plan.rects, plan.job.model, settings.chunk, self.visits,
-                                   self.stop)
+                                   self.stop, self.tracer)
         self._batches: queue.Queue[Batch | None] = queue.Queue(maxsize=settings.depth)
         in_flight = 2 * settings.batch + settings.workers
         self._finished: queue.Queue[tuple[Item, Future[np.ndarray]] | None] = queue.Queue(maxsize=in_flight)
@@ -195,12 +198,13 @@ class Pipeline:
                         inputs = self._inputs.take(stop)  # type: ignore[assignment]
                         assert inputs is not None
                     crop = chunk.crops[local]
-                    fill_image(crop, spec, inputs.images[count])
-                    if inputs.features is not None and plan.features is not None:
-                        inputs.features[count] = feature_window(plan.features, i, window).reshape(
-                            inputs.features.shape[1:])
+                    with self.tracer.span("prepare", i):
+                        fill_image(crop, spec, inputs.images[count])
+                        if inputs.features is not None and plan.features is not None:
+                            inputs.features[count] = feature_window(plan.features, i, window).reshape(
+                                inputs.features.shape[1:])
                     count += 1
-                items.append(Item(i, v, chunk.frames[local], crop, rect))
+                items.append(Item(i, v, time.perf_counter(), chunk.frames[local], crop, rect))
                 if count == self.settings.batch or len(items) >= _MAX_ITEMS:
                     put(self._batches, self._batch(items, inputs, count), stop)
                     items, inputs, count = [], None, 0
@@ -218,9 +222,11 @@ class Pipeline:
                 predictions = None
                 if batch.count:
                     features = batch.inputs.features
-                    predictions = self.model.run(
-                        batch.inputs.images[: batch.count], None if features is None else features[: batch.count]
-                    )
+                    with self.tracer.span("infer", batch.items[0].index, batch.count):
+                        predictions = self.model.run(
+                            batch.inputs.images[: batch.count],
+                            None if features is None else features[: batch.count],
+                        )
                     self._inputs.give(batch.inputs)
                 row = 0
                 for item in batch.items:
@@ -240,9 +246,12 @@ class Pipeline:
             out = self._frames.take(self.stop)
             assert isinstance(out, np.ndarray)
             spec = self.plan.job
-            frame = composite(item.frame, item.crop, prediction, item.rect, spec.model, spec.composite, out=out)
+            with self.tracer.span("composite", item.index):
+                frame = composite(item.frame, item.crop, prediction, item.rect, spec.model, spec.composite,
+                                  out=out)
         if self.outputs.images is not None:
-            self.outputs.images.write(item.index, frame)
+            with self.tracer.span("write_image", item.index):
+                self.outputs.images.write(item.index, frame)
         return frame
 
     def _write_stage(self) -> None:
@@ -251,11 +260,13 @@ class Pipeline:
             item, future = entry
             frame = _result(future, self.stop)
             if video is not None:
-                video.write(frame)
+                with self.tracer.span("write_video", item.index):
+                    video.write(frame)
             if item.rect is not None:
                 self._frames.give(frame)
             if item.index + 1 == self.visits[item.visit].stop:
                 self.preloader.release(item.visit)
+            self.tracer.add("latency", item.born, time.perf_counter(), item.index)
             self.observer.frame_done(item.index)
 
 
@@ -285,7 +296,7 @@ def _single_threaded_opencv() -> Iterator[None]:
         cv2.setNumThreads(previous)
 
 
-def render(job: Job, observer: Observer | None = None) -> RenderStats:
+def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None = None) -> RenderStats:
     """Render ``job`` with the processor and write its outputs.
 
     Raises:
@@ -297,6 +308,6 @@ def render(job: Job, observer: Observer | None = None) -> RenderStats:
         settings = Settings.resolve(job, plan, model)
         began = time.perf_counter()
         with _single_threaded_opencv(), open_outputs(plan) as outputs:
-            Pipeline(plan, model, outputs, settings, observer).run()
+            Pipeline(plan, model, outputs, settings, observer, tracer).run()
         seconds = time.perf_counter() - began
     return RenderStats(frames=plan.count, seconds=seconds, peak_rss=memory.peak)

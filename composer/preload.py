@@ -11,6 +11,7 @@ A slot is refilled only after the renderer has released every output frame of th
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from composer.prepare import crop_region
 from composer.rects import Rects
 from composer.sources import TemplateSource
 from composer.threads import Stopped, wait_for
+from composer.trace import NullTracer
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,9 @@ class Preloader:
     """
 
     def __init__(self, source: TemplateSource, rects: Rects, spec: ModelSpec, size: int,
-                 visits: list[Visit], stop: threading.Event) -> None:
+                 visits: list[Visit], stop: threading.Event, tracer: NullTracer | None = None) -> None:
         self.source, self.rects, self.spec = source, rects, spec
+        self.tracer = tracer or NullTracer()
         self.size, self.visits, self.stop = size, visits, stop
         slots = 1 if size >= source.count else 2
         shape = (size, source.height, source.width, 3)
@@ -118,13 +121,20 @@ class Preloader:
         stop = min(start + self.size, self.source.count)
         frames, crops = self._frames[slot], self._crops[slot]
         t = start
-        for frame in self.source.frames(start, stop):
+        decoded = self.source.frames(start, stop)
+        while True:
+            began = time.perf_counter()
+            frame = next(decoded, None)
+            if frame is None:
+                break
+            frames[t - start] = frame
+            self.tracer.add("decode", began, time.perf_counter(), t)
             if self.stop.is_set():
                 raise Stopped
-            frames[t - start] = frame
             rect = self.rects.get(t)
             if rect is not None:
-                crop_region(frames[t - start], rect, self.spec, out=crops[t - start])
+                with self.tracer.span("crop", t):
+                    crop_region(frames[t - start], rect, self.spec, out=crops[t - start])
             t += 1
         if t != stop:
             raise SourceError(f"{self.source.path}: frame {t}: the template ended early ({t} of {stop} frames)")
