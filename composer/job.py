@@ -345,6 +345,8 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     section, dot, key = name.strip().partition(".")
     if not sep or not dot or not section or not key:
         raise JobError(f"--set {text!r}: expected section.key=value")
+    if f"{section}.{key}" in PATH_KEYS:
+        return section, key, value.strip()  # a folder named 2024 is a path, not a number
     try:
         parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:

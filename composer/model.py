@@ -172,6 +172,12 @@ class Model:
         """Predictions ``[n, 3, S, S]`` for ``n`` samples; a fixed-batch model gets the batch padded."""
         n = len(images)
         fixed = self.inputs.batch
+        if fixed is not None and n > fixed:
+            parts = [
+                self.run(images[k : k + fixed], None if features is None else features[k : k + fixed])
+                for k in range(0, n, fixed)
+            ]
+            return np.concatenate(parts)
         if fixed is not None and n != fixed:
             images = _pad(images, fixed)
             features = _pad(features, fixed) if features is not None else None
@@ -193,5 +199,5 @@ class Model:
 
 def _pad(array: np.ndarray, size: int) -> np.ndarray:
     padded = np.zeros((size, *array.shape[1:]), dtype=array.dtype)
-    padded[: len(array)] = array[:size]
+    padded[: len(array)] = array
     return padded

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 from composer.errors import JobError
 
 _KEYS = ("x1", "y1", "x2", "y2")
+_LIMIT = 2**31  # coordinates are stored as int32
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class Rects:
         if bad.any():
             t = int(np.flatnonzero(bad)[0])
             raise JobError(
-                f"{path}: frame {t}: rectangle {list(self.boxes[t])} is empty or outside the "
+                f"{path}: frame {t}: rectangle {self.boxes[t].tolist()} is empty or outside the "
                 f"{width}x{height} frame (need 0 <= x1 < x2 <= {width}, 0 <= y1 < y2 <= {height})"
             )
 
@@ -60,8 +62,10 @@ def _entry(value: Any, where: str) -> tuple[int, int, int, int] | None:
         raise JobError(f"{where}: expected [x1, y1, x2, y2] or null, got {value!r}")
     numbers = []
     for v in value:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v != int(v):
             raise JobError(f"{where}: coordinates must be whole numbers, got {value!r}")
+        if not -_LIMIT <= v < _LIMIT:
+            raise JobError(f"{where}: coordinate {v!r} is out of range")
         numbers.append(int(v))
     return numbers[0], numbers[1], numbers[2], numbers[3]
 
@@ -80,6 +84,8 @@ def _from_json(path: Path) -> dict[int, Any]:
                 index = int(key)
             except ValueError:
                 raise JobError(f"{path}: key {key!r} is not a frame index") from None
+            if index in entries:
+                raise JobError(f"{path}: frame {index} has two entries")
             entries[index] = value
         return entries
     raise JobError(f"{path}: expected a JSON list or object of rectangles, got {type(data).__name__}")
@@ -88,18 +94,24 @@ def _from_json(path: Path) -> dict[int, Any]:
 def _from_csv(path: Path) -> dict[int, Any]:
     entries: dict[int, Any] = {}
     with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or [f.strip() for f in reader.fieldnames] != ["frame", *_KEYS]:
+        rows = csv.reader(handle)
+        header = [cell.strip() for cell in next(rows, [])]
+        if header != ["frame", *_KEYS]:
             raise JobError(f"{path}: expected the CSV header frame,x1,y1,x2,y2")
-        for line, row in enumerate(reader, start=2):
-            cells = [(row.get(k) or "").strip() for k in ("frame", *_KEYS)]
+        for line, row in enumerate(rows, start=2):
+            cells = [cell.strip() for cell in row]
+            if not cells or cells == [""]:
+                continue
+            if len(cells) != 5:
+                raise JobError(f"{path}: line {line}: expected 5 values, got {len(cells)}")
             try:
                 index = int(cells[0])
-                entries[index] = None if all(c in ("", "null") for c in cells[1:]) else [
-                    float(c) for c in cells[1:]
-                ]
+                box = None if all(c in ("", "null") for c in cells[1:]) else [float(c) for c in cells[1:]]
             except ValueError:
                 raise JobError(f"{path}: line {line}: expected integers, got {','.join(cells)}") from None
+            if index in entries:
+                raise JobError(f"{path}: line {line}: frame {index} has two entries")
+            entries[index] = box
     return entries
 
 
