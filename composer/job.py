@@ -281,7 +281,10 @@ _SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
 }
 _REQUIRED_SECTIONS = ("template", "model")
 PATH_KEYS = frozenset(
-    f"{section}.{key}" for section, keys in _SCHEMA.items() for key, (check, _) in keys.items() if check in (_path, _optional_path)
+    f"{section}.{key}"
+    for section, keys in _SCHEMA.items()
+    for key, (check, _) in keys.items()
+    if check in (_path, _optional_path)
 )
 
 
