@@ -50,8 +50,9 @@ def read_landmarks(folder: Path, frames: int | None = None) -> list[np.ndarray |
         JobError: The folder is missing or has no ``.lms`` file, two files share an index, or a file is
             unreadable or malformed (a line that is not two numbers, fewer than 53 points).
     """
-    folder = Path(folder)
-    files = _numbered_files(folder)
+    if frames is not None and frames < 0:
+        raise ValueError(f"frames must not be negative, got {frames}")
+    files = _numbered_files(Path(folder))
     count = max(files) + 1 if frames is None else frames
     return [_read_points(files[t]) if t in files else None for t in range(count)]
 
@@ -94,8 +95,8 @@ def _read_points(file: Path) -> np.ndarray:
         points.append((x, y))
     if len(points) < MIN_POINTS:
         raise JobError(
-            f"{file}: line {len(text.splitlines()) + 1}: only {len(points)} points, need at least {MIN_POINTS} "
-            f"(the box uses points {_LEFT}, {_RIGHT} and {_TOP}, numbered from 0)"
+            f"{file}: line {len(text.splitlines()) + 1}: the file ends after {len(points)} points, need at "
+            f"least {MIN_POINTS} (the box uses points {_LEFT}, {_RIGHT} and {_TOP}, numbered from 0)"
         )
     return np.array(points, dtype=np.float64)
 

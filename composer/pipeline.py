@@ -34,6 +34,7 @@ import numpy as np
 import psutil
 
 from composer.composite import composite
+from composer.errors import OutputError, StageError
 from composer.features import feature_window
 from composer.job import Job
 from composer.model import Model
@@ -132,6 +133,7 @@ class Pipeline:
         self.observer = observer or NullObserver()
         self.tracer = tracer or NullTracer()
         self.visits = plan_visits(plan.schedule, settings.chunk)
+        self._batching = 0  # the frame the batcher is on, for error messages
         self._supervisor = Supervisor()
         self.stop = self._supervisor.stop
         self.preloader = Preloader(plan.source, plan.rects, plan.job.model, settings.chunk, self.visits,
@@ -173,6 +175,10 @@ class Pipeline:
     def _batch_stage(self) -> None:
         try:
             self._make_batches()
+        except (Stopped, StageError):
+            raise
+        except Exception as exc:
+            raise StageError("prepare", f"frame {self._batching}", exc) from exc
         finally:
             _close(self._batches, self.stop)
 
@@ -190,6 +196,7 @@ class Pipeline:
                 items, inputs, count = [], None, 0
             chunk = self.preloader.acquire(v)
             for i in range(visit.first, visit.stop):
+                self._batching = i
                 t = int(plan.schedule[i])
                 rect, local = plan.rects.get(t), t - chunk.start
                 crop = None
@@ -221,12 +228,7 @@ class Pipeline:
             while (batch := get(self._batches, self.stop)) is not None:
                 predictions = None
                 if batch.count:
-                    features = batch.inputs.features
-                    with self.tracer.span("infer", batch.items[0].index, batch.count):
-                        predictions = self.model.run(
-                            batch.inputs.images[: batch.count],
-                            None if features is None else features[: batch.count],
-                        )
+                    predictions = self._infer(batch)
                     self._inputs.give(batch.inputs)
                 row = 0
                 for item in batch.items:
@@ -238,8 +240,31 @@ class Pipeline:
         finally:
             _close(self._finished, self.stop)
 
+    def _infer(self, batch: Batch) -> np.ndarray:
+        features = batch.inputs.features
+        try:
+            with self.tracer.span("infer", batch.items[0].index, batch.count):
+                return self.model.run(
+                    batch.inputs.images[: batch.count], None if features is None else features[: batch.count]
+                )
+        except Exception as exc:
+            indices = [item.index for item in batch.items if item.rect is not None]
+            raise StageError("infer", f"frames {indices[0]}-{indices[-1]}", exc) from exc
+
     def _finish(self, item: Item, prediction: np.ndarray | None) -> np.ndarray:
         """Composite task: the finished frame, saved as an image when the job writes images."""
+        try:
+            return self._composite_and_save(item, prediction)
+        except (Stopped, StageError):
+            raise
+        except Exception as exc:
+            raise StageError(self._task_stage(exc), f"frame {item.index}", exc) from exc
+
+    @staticmethod
+    def _task_stage(exc: Exception) -> str:
+        return "write" if isinstance(exc, (OutputError, OSError)) else "composite"
+
+    def _composite_and_save(self, item: Item, prediction: np.ndarray | None) -> np.ndarray:
         frame = item.frame
         if item.rect is not None:
             assert item.crop is not None and prediction is not None
@@ -260,8 +285,11 @@ class Pipeline:
             item, future = entry
             frame = _result(future, self.stop)
             if video is not None:
-                with self.tracer.span("write_video", item.index):
-                    video.write(frame)
+                try:
+                    with self.tracer.span("write_video", item.index):
+                        video.write(frame)
+                except Exception as exc:
+                    raise StageError("write", f"frame {item.index}", exc) from exc
             if item.rect is not None:
                 self._frames.give(frame)
             if item.index + 1 == self.visits[item.visit].stop:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from composer.errors import SourceError
+from composer.errors import SourceError, StageError
 from composer.job import ModelSpec
 from composer.prepare import crop_region
 from composer.rects import Rects
@@ -89,6 +90,7 @@ class Preloader:
         self._frames = [np.empty(shape, dtype=np.uint8) for _ in range(slots)]
         self._crops = [np.empty((size, spec.crop, spec.crop, 3), dtype=np.uint8) for _ in range(slots)]
         self._held: list[int | None] = [None] * slots  # chunk index each slot holds
+        self._position, self._doing = 0, "decode"  # where the preloader is, for error messages
         self._ready = -1  # visits 0 .. _ready are loaded
         self._released = -1  # visits 0 .. _released are no longer used
         self._cond = threading.Condition()
@@ -120,9 +122,21 @@ class Preloader:
         start = chunk * self.size
         stop = min(start + self.size, self.source.count)
         frames, crops = self._frames[slot], self._crops[slot]
-        t = start
         decoded = self.source.frames(start, stop)
+        try:
+            self._fill_from(decoded, frames, crops, start)
+        except (Stopped, StageError):
+            raise
+        except Exception as exc:
+            raise StageError(self._doing, f"template frame {self._position}", exc) from exc
+        if self._position != stop:
+            raise StageError("decode", f"template frame {self._position}", SourceError(
+                f"{self.source.path}: the template ended early ({self._position} of {stop} frames)"))
+
+    def _fill_from(self, decoded: Iterator[np.ndarray], frames: np.ndarray, crops: np.ndarray, start: int) -> None:
+        t = self._position = start
         while True:
+            self._doing = "decode"
             began = time.perf_counter()
             frame = next(decoded, None)
             if frame is None:
@@ -133,11 +147,10 @@ class Preloader:
                 raise Stopped
             rect = self.rects.get(t)
             if rect is not None:
+                self._doing = "prepare"
                 with self.tracer.span("crop", t):
                     crop_region(frames[t - start], rect, self.spec, out=crops[t - start])
-            t += 1
-        if t != stop:
-            raise SourceError(f"{self.source.path}: frame {t}: the template ended early ({t} of {stop} frames)")
+            t = self._position = t + 1
 
     def acquire(self, v: int) -> Chunk:
         """Wait until visit ``v``'s chunk is loaded and return it."""

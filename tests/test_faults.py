@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from composer import pipeline
-from composer.errors import ModelError, OutputError, SourceError
+from composer.errors import ModelError, OutputError, SourceError, StageError
 from composer.job import load_job
 from composer.model import Model
 from composer.sources import FolderSource
@@ -60,11 +60,15 @@ def job(make_job, tmp_path):
                                "run": {"batch": 3, "workers": 2, "chunk": 4}})
 
 
-def _run_and_check(job, error_type, tmp_path):
+def _run_and_check(job, cause_type, tmp_path, stage):
     began = time.perf_counter()
-    with pytest.raises(error_type):
+    with pytest.raises(StageError) as caught:
         pipeline.render(job)
     elapsed = time.perf_counter() - began
+    assert caught.value.stage == stage
+    assert isinstance(caught.value.__cause__, cause_type)
+    message = str(caught.value)
+    assert message.startswith(f"{stage} failed at ") and "frame" in message and "\n" not in message
     assert elapsed < 5, f"the run took {elapsed:.1f} s to stop"
     assert not _composer_threads(), "a stage thread outlived the run"
     assert not (tmp_path / "result.mp4").exists(), "a failed run left a finished-looking video"
@@ -73,31 +77,31 @@ def _run_and_check(job, error_type, tmp_path):
 @pytest.mark.parametrize("at", [0, 7, 11])
 def test_source_failure(monkeypatch, job, tmp_path, at):
     monkeypatch.setattr(FolderSource, "frames", _failing_frames(at))
-    _run_and_check(job, SourceError, tmp_path)
+    _run_and_check(job, SourceError, tmp_path, "decode")
 
 
 @pytest.mark.parametrize("at", [0, 5, 10])
 def test_model_failure(monkeypatch, job, tmp_path, at):
     _fail_at(monkeypatch, Model, "run", at, ModelError("model.onnx: inference failed"))
-    _run_and_check(job, ModelError, tmp_path)
+    _run_and_check(job, ModelError, tmp_path, "infer")
 
 
 @pytest.mark.parametrize("at", [0, 17, 35])  # 36 output frames have a rectangle
 def test_composite_failure(monkeypatch, job, tmp_path, at):
     _fail_at(monkeypatch, pipeline, "composite", at, Boom("composite broke"))
-    _run_and_check(job, Boom, tmp_path)
+    _run_and_check(job, Boom, tmp_path, "composite")
 
 
 @pytest.mark.parametrize("at", [0, 20, OUTPUTS - 1])
 def test_image_writer_failure(monkeypatch, job, tmp_path, at):
     _fail_at(monkeypatch, ImageFolderSink, "write", at, OutputError("out/000020.png: No space left on device"))
-    _run_and_check(job, OutputError, tmp_path)
+    _run_and_check(job, OutputError, tmp_path, "write")
 
 
 @pytest.mark.parametrize("at", [0, 20, OUTPUTS - 1])
 def test_video_writer_failure(monkeypatch, job, tmp_path, at):
     _fail_at(monkeypatch, VideoSink, "write", at, OutputError("result.mp4: No space left on device"))
-    _run_and_check(job, OutputError, tmp_path)
+    _run_and_check(job, OutputError, tmp_path, "write")
 
 
 def test_slow_writer_backpressure_keeps_memory_bounded(monkeypatch, job, tmp_path):

@@ -1,0 +1,76 @@
+"""BGR frames to BT.709 limited-range I420, the planes an H.264 encoder tagged BT.709 takes.
+
+OpenCV's ``COLOR_BGR2YUV_I420`` uses the BT.601 matrix; a stream tagged BT.709 (the HD standard, and what
+players assume for HD content without tags) must be converted with the BT.709 one, or every saturated
+colour shifts. FFmpeg's swscale can do it but costs several times more per frame.
+
+Y comes from every pixel; U and V from the mean of each 2x2 block (the centred 4:2:0 siting that
+H.264's default ``chroma_sample_location`` of "left" approximates closely at these sizes). Every plane is
+computed in float32 and rounded once, half to even.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["BT709_MATRIX", "bgr_to_i420_bt709"]
+
+_KR, _KB = 0.2126, 0.0722
+_KG = 1.0 - _KR - _KB
+
+
+def _matrix() -> np.ndarray:
+    luma = np.array([_KB, _KG, _KR])  # in B, G, R order, as OpenCV stores pixels
+    y = luma * 219 / 255
+    u = (np.array([1.0, 0.0, 0.0]) - luma) / (2 * (1 - _KB)) * 224 / 255
+    v = (np.array([0.0, 0.0, 1.0]) - luma) / (2 * (1 - _KR)) * 224 / 255
+    return np.array([[*y, 16.0], [*u, 128.0], [*v, 128.0]], dtype=np.float32)
+
+
+BT709_MATRIX = _matrix()
+"""3 x 4 float32: rows Y, U, V; columns B, G, R (0-255) and the offset; limited range (Y 16-235, UV 16-240)."""
+
+# One row each: OpenCV's transform has a fast path for one output channel, but not for two.
+_ROWS = tuple(np.ascontiguousarray(BT709_MATRIX[i : i + 1]) for i in range(3))
+
+
+def bgr_to_i420_bt709(frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Converts a BGR frame to BT.709 limited-range I420 (planar Y, then U, then V).
+
+    Args:
+        frame: uint8 H x W x 3 BGR with even H and W.
+        out: Optional uint8 (H * 3 / 2) x W C-contiguous array to write into.
+
+    Returns:
+        ``out`` (or a new array): rows ``0 .. H-1`` hold Y, then U and V at half resolution, each packed
+        row after row, the layout ``av.VideoFrame.from_ndarray(..., format="yuv420p")`` takes.
+
+    Raises:
+        ValueError: The frame is not uint8 H x W x 3 with even sides, or ``out`` does not fit it.
+    """
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"expected a uint8 H x W x 3 frame, got {frame.dtype} {frame.shape}")
+    height, width = frame.shape[:2]
+    if height % 2 or width % 2:
+        raise ValueError(f"4:2:0 needs even sides, got {width}x{height}")
+    shape = (height * 3 // 2, width)
+    if out is None:
+        out = np.empty(shape, np.uint8)
+    elif out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous uint8 array of shape {shape}, got {out.dtype} {out.shape}")
+    plane = height * width // 4
+    flat = out.reshape(-1)
+    planes = (
+        out[:height],
+        flat[4 * plane : 5 * plane].reshape(height // 2, width // 2),
+        flat[5 * plane :].reshape(height // 2, width // 2),
+    )
+    # One float copy, so that Y and the 2x2 means are exact before the only rounding; averaging before the
+    # matrix (it is linear) makes the chroma work a quarter of the size.
+    pixels = frame.astype(np.float32)
+    half = cv2.resize(pixels, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+    for row, source, plane_out in zip(_ROWS, (pixels, half, half), planes, strict=True):
+        # convertScaleAbs rounds half to even and saturates; the values are never negative here.
+        cv2.convertScaleAbs(cv2.transform(source, row), dst=plane_out)
+    return out
