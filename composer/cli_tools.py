@@ -5,17 +5,36 @@ Thin, like the rest of the CLI: parse, call the library, print. composer/cli.py 
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
-from composer.cli import _reports_errors
 from composer.job import load_job
 
 __all__ = ["inspect_command", "rects"]
 
+F = TypeVar("F", bound=Callable[..., Any])
 _PATH = click.Path(path_type=Path)
+
+
+def _reports_errors(command: F) -> F:
+    """Applies composer.cli's ``_reports_errors`` (one-line errors, exit status) when the command runs.
+
+    composer.cli imports this module to register the commands, so importing it back while this module loads
+    would be circular; by the time a command runs, composer.cli is complete.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from composer.cli import _reports_errors as reports_errors
+
+        return reports_errors(command)(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

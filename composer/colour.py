@@ -4,9 +4,9 @@ OpenCV's ``COLOR_BGR2YUV_I420`` uses the BT.601 matrix; a stream tagged BT.709 (
 players assume for HD content without tags) must be converted with the BT.709 one, or every saturated
 colour shifts. FFmpeg's swscale can do it but costs several times more per frame.
 
-Y comes from every pixel; U and V from the mean of each 2x2 block (the centred 4:2:0 siting that
-H.264's default ``chroma_sample_location`` of "left" approximates closely at these sizes). Every plane is
-computed in float32 and rounded once, half to even.
+Y comes from every pixel; U and V from the mean of each 2x2 block (centre siting: H.264's default,
+left siting, puts the chroma sample a quarter of a chroma sample to the left, a shift too small to matter
+here). Every plane is computed in float32 and rounded once, half to even.
 """
 
 from __future__ import annotations

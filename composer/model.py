@@ -103,6 +103,33 @@ def match_inputs(path: Path, inputs: list[tuple[str, list[object]]], spec: Model
     )
 
 
+def check_external_data(path: Path) -> None:
+    """Refuse a model whose external-data files lie outside its own folder (a path-traversal guard).
+
+    Raises:
+        ModelError: the file is not an ONNX model, or an external tensor points outside its folder.
+    """
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises assorted errors for a file that is not ONNX
+        raise ModelError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
+    folder = path.parent.resolve()
+    tensors = list(proto.graph.initializer)
+    for node in proto.graph.node:
+        tensors += [a.t for a in node.attribute if a.HasField("t")]
+    for tensor in tensors:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        target = (folder / location).resolve()
+        if Path(location).is_absolute() or not target.is_relative_to(folder):
+            raise ModelError(
+                f"{path}: tensor {tensor.name!r} reads external data from {location!r}, outside the model's folder"
+            )
+
+
 def choose_providers(wanted: str, available: list[str]) -> list[str]:
     """The execution providers to ask for, best first, for ``model.provider = wanted``."""
     if wanted == "auto":
@@ -134,6 +161,7 @@ class Model:
         path = spec.path
         if not path.is_file():
             raise ModelError(f"{path}: no such model file")
+        check_external_data(path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

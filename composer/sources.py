@@ -8,6 +8,7 @@ costs at most one seek, however long the range, so a cache can fill a chunk at d
 from __future__ import annotations
 
 import abc
+import logging
 import re
 from collections.abc import Iterator
 from fractions import Fraction
@@ -25,6 +26,8 @@ __all__ = ["FolderSource", "IMAGE_SUFFIXES", "StillSource", "TemplateSource", "V
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
 
 _LAST_INTEGER = re.compile(r"(\d+)(?!.*\d)")
+
+log = logging.getLogger("composer")
 
 
 class TemplateSource(abc.ABC):
@@ -85,7 +88,9 @@ class VideoSource(TemplateSource):
     """Frames of a video file, decoded with PyAV (FFmpeg) using its frame/slice threads.
 
     The frame count and each frame's presentation timestamp come from demuxing the whole video stream
-    once at open time (no decoding), because the count a container declares is often wrong.
+    once at open time (no decoding), because the count a container declares is often wrong. A video whose
+    frames are not evenly spaced (variable frame rate) is taken frame by frame, in order, with a warning:
+    output frame timing comes from ``[output] fps``, never from the template's timestamps.
     """
 
     def __init__(self, path: Path, *, threads: int = 0) -> None:
@@ -113,6 +118,8 @@ class VideoSource(TemplateSource):
         self.width, self.height = ctx.width, ctx.height
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = Fraction(rate) if rate else None
+        if self._pts is not None and _is_variable(self._pts):
+            log.warning("%s: variable frame rate; frames are taken in order, %d frames", self.path, self.count)
 
     def _open(self) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
         try:
@@ -293,6 +300,16 @@ def open_template(path: Path, *, threads: int = 0) -> TemplateSource:
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return StillSource(path)
     return VideoSource(path, threads=threads)
+
+
+def _is_variable(pts: list[int]) -> bool:
+    """Whether sorted timestamps are unevenly spaced.
+
+    One tick of slack, because containers with a coarse time base (Matroska's milliseconds) store a
+    30000/1001 fps video as steps of 33 and 34.
+    """
+    steps = np.diff(np.asarray(pts, dtype=np.int64))
+    return steps.size > 1 and (int(steps.min()) <= 0 or int(steps.max()) - int(steps.min()) > 1)
 
 
 def _numbered_images(folder: Path) -> list[Path]:

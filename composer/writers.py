@@ -17,11 +17,15 @@ import av
 import cv2
 import numpy as np
 
+from composer.colour import bgr_to_i420_bt709
 from composer.errors import JobError, OutputError
 
 __all__ = ["ImageFolderSink", "VideoSink"]
 
 _STALE_TEMP = re.compile(r"^\.\d{6,}\.(png|jpg)\.tmp$")
+# The colours of bgr_to_i420_bt709, as codec options: x264 writes them into the stream's VUI and the mp4
+# muxer into its colr box. Options rather than codec-context attributes, which older PyAV lacks.
+_BT709_TAGS = {"color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709", "color_range": "tv"}
 _AAC_RATES = frozenset({96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000})
 
 
@@ -98,9 +102,11 @@ class ImageFolderSink:
 class VideoSink:
     """Encodes frames into an H.264 (libx264, yuv420p) mp4, with the audio of another file if given.
 
-    Frames go through OpenCV's BGR -> I420 conversion, which uses the BT.601 matrix in limited range, so
-    the stream is tagged that way (BT.709 primaries and transfer, the sRGB ones, with the BT.601 matrix);
-    tagging the matrix as BT.709 would shift every colour in players that honour the tags.
+    Frames are converted with the BT.709 matrix in limited range and the stream is tagged BT.709
+    (primaries, transfer, matrix, range), so players that honour the tags, and those that assume BT.709
+    for untagged HD video, show the colours that were rendered. The file is written with
+    ``movflags=+faststart`` (the index before the media data) so that a browser can start playing it
+    before it has downloaded it all.
     """
 
     def __init__(
@@ -138,6 +144,8 @@ class VideoSink:
         self.width, self.height = width, height
         self.frames_written = 0
         self._temp = self.path.parent / f".{self.path.name}.partial.mp4"
+        # Reused for every frame; PyAV copies it into its own frame.
+        self._i420 = np.empty(((height + height % 2) * 3 // 2, width + width % 2), np.uint8)
         # The audio is checked first so that a bad file is reported before any frame is rendered.
         self._audio = _AudioTrack(Path(audio)) if audio is not None else None
         try:
@@ -159,18 +167,14 @@ class VideoSink:
             raise
 
     def _add_video_stream(self, crf: int, preset: str, threads: int) -> av.video.stream.VideoStream:
-        stream = self._container.add_stream("libx264", self.fps, options={"crf": str(crf), "preset": preset})
+        options = {"crf": str(crf), "preset": preset, **_BT709_TAGS}
+        stream = self._container.add_stream("libx264", self.fps, options=options)
         # H.264 4:2:0 needs even dimensions.
         stream.width, stream.height = self.width + self.width % 2, self.height + self.height % 2
         stream.pix_fmt = "yuv420p"
         stream.time_base = 1 / self.fps
         ctx = stream.codec_context
         ctx.thread_count = threads
-        try:
-            ctx.color_primaries, ctx.color_trc = 1, 1  # BT.709 (= sRGB primaries)
-            ctx.colorspace, ctx.color_range = 6, 1  # SMPTE 170M (BT.601) matrix, limited range
-        except (AttributeError, TypeError, ValueError):
-            pass  # Older PyAV cannot tag colours; players then assume BT.601, which is what is written.
         return stream
 
     def write(self, frame: np.ndarray) -> None:
@@ -184,9 +188,8 @@ class VideoSink:
         if self.width % 2 or self.height % 2:
             # Replicating the last column/row keeps the edge colours intact where 4:2:0 subsamples them.
             frame = cv2.copyMakeBorder(frame, 0, self.height % 2, 0, self.width % 2, cv2.BORDER_REPLICATE)
-        # OpenCV's I420 conversion costs a fraction of PyAV's (swscale) bgr24 -> yuv420p reformat.
-        i420 = cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420)
-        video_frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
+        # Converting here costs a fraction of PyAV's (swscale) bgr24 -> yuv420p reformat.
+        video_frame = av.VideoFrame.from_ndarray(bgr_to_i420_bt709(frame, self._i420), format="yuv420p")
         video_frame.pts = self.frames_written
         try:
             self._container.mux(self._stream.encode(video_frame))
