@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import shlex
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,12 +45,27 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, 
     return width, height
 
 
+def _resume_hint() -> str:
+    args = sys.argv[1:]
+    if args[:1] == ["run"] or (len(args) > 1 and "run" in args):
+        command = " ".join(shlex.quote(a) for a in ["composer", *args] if a != "--resume")
+        return f"finished frames and video segments are kept; continue with: {command} --resume"
+    return "unfinished outputs were removed"
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM stops a render the way Ctrl-C does: every stage joined, finished work kept.
+    raise KeyboardInterrupt
+
+
 def _reports_errors(command: F) -> F:
     """Turn composer's errors into one line on stderr and the error's exit status (tracebacks: --debug)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = click.get_current_context().find_root().params.get("debug", False)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _terminate)
         try:
             return command(*args, **kwargs)
         except ComposerError as exc:
@@ -58,7 +76,7 @@ def _reports_errors(command: F) -> F:
         except KeyboardInterrupt:
             if debug:
                 raise
-            click.echo("composer: interrupted; outputs not finished were removed", err=True)
+            click.echo(f"composer: interrupted; {_resume_hint()}", err=True)
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
@@ -100,14 +118,16 @@ def _summary(job: Job, stats: RenderStats) -> str:
     )
 
 
-def _render(job: Job, reference: bool, quiet: bool) -> RenderStats:
+def _render(job: Job, reference: bool, quiet: bool, resume: bool = False) -> RenderStats:
     from composer.pipeline import render
     from composer.reference import render_reference
 
-    if not quiet:
-        logging.getLogger("composer").setLevel(min(logging.getLogger("composer").level or 99, logging.INFO))
+    if not quiet and log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)  # say which execution provider runs the model
     observer = ProgressBar(enabled=None if not quiet else False, label="reference" if reference else "render")
-    return (render_reference if reference else render)(job, observer)
+    if reference:
+        return render_reference(job, observer, resume=resume)
+    return render(job, observer, resume=resume)
 
 
 @main.command()
@@ -121,13 +141,19 @@ def _render(job: Job, reference: bool, quiet: bool) -> RenderStats:
 @click.option("-o", "--video", type=click.Path(path_type=Path), help="H.264 mp4 to write [output.video].")
 @click.option("-s", "--set", "settings", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override any job key, e.g. --set output.fps=30000/1001 (repeatable).")
+@click.option("-r", "--resume", is_flag=True,
+              help="Continue an interrupted run of the same job; the result is identical to an uninterrupted one.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 @_reports_errors
 def run(job_file: Path, reference: bool, batch: int | None, workers: int | None, chunk: int | str | None,
-        frames: Path | None, video: Path | None, settings: tuple[str, ...], quiet: bool) -> None:
-    """Render the job described by the TOML file JOB."""
+        frames: Path | None, video: Path | None, settings: tuple[str, ...], resume: bool, quiet: bool) -> None:
+    """Render the job described by the TOML file JOB.
+
+    Ctrl-C (or SIGTERM) stops promptly and keeps every finished image and video segment; run the same
+    command with --resume to finish the job.
+    """
     job = load_job(job_file, _overrides(batch, workers, chunk, frames, video, settings))
-    stats = _render(job, reference, quiet)
+    stats = _render(job, reference, quiet, resume)
     if not quiet:
         click.echo(_summary(job, stats))
 
@@ -156,3 +182,7 @@ def demo(out_dir: Path, count: int, size: tuple[int, int], quiet: bool) -> None:
         f"rendered {stats.frames} frames in {stats.seconds:.1f} s: {stats.fps:.1f} fps, "
         f"peak memory {stats.peak_rss / 2**20:.0f} MiB"
     )
+
+
+if __name__ == "__main__":
+    main()

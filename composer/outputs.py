@@ -1,4 +1,4 @@
-"""The job's outputs opened together: numbered images and/or an H.264 video."""
+"""The job's outputs opened together: numbered images and/or an H.264 video, fresh or resumed."""
 
 from __future__ import annotations
 
@@ -7,28 +7,47 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from composer.plan import Plan
-from composer.writers import ImageFolderSink, VideoSink
+from composer.resume import fingerprint, mark_finished, mark_started, resume_point
+from composer.segments import SegmentedVideoSink
+from composer.writers import ImageFolderSink
 
 
 @dataclass(frozen=True)
 class Outputs:
-    """Open sinks. ``images.write`` is thread-safe; ``video.write`` takes frames in order from one thread."""
+    """Open sinks, and the first output frame this run renders (after the frames an earlier run finished).
+
+    ``images.write`` is thread-safe; ``video.write`` takes frames in order from one thread.
+    """
 
     images: ImageFolderSink | None
-    video: VideoSink | None
+    video: SegmentedVideoSink | None
+    start: int = 0
 
 
 @contextlib.contextmanager
-def open_outputs(plan: Plan) -> Iterator[Outputs]:
-    """Open the sinks a plan asks for; each output takes its final name only if the block ends cleanly."""
-    spec = plan.job.output
+def open_outputs(plan: Plan, resume: bool = False) -> Iterator[Outputs]:
+    """Open the sinks a plan asks for; each output takes its final name only if the block ends cleanly.
+
+    Args:
+        plan: the checked inputs.
+        resume: continue an interrupted run of the same job instead of starting over.
+
+    Raises:
+        JobError: ``resume`` is set but there is no interrupted run of this job.
+        OutputError: an output cannot be created.
+    """
+    job, spec = plan.job, plan.job.output
+    digest = fingerprint(job, plan.count)
+    start = resume_point(job, plan.count, digest) if resume else 0
     with contextlib.ExitStack() as stack:
         images = video = None
         if spec.frames is not None:
             images = stack.enter_context(ImageFolderSink(spec.frames, spec.format, spec.quality))
         if spec.video is not None:
             video = stack.enter_context(
-                VideoSink(spec.video, plan.fps, plan.source.width, plan.source.height, audio=spec.audio,
-                          crf=spec.crf, preset=spec.preset)
+                SegmentedVideoSink(spec.video, plan.fps, plan.source.width, plan.source.height, audio=spec.audio,
+                                   crf=spec.crf, preset=spec.preset, start=start)
             )
-        yield Outputs(images=images, video=video)
+        mark_started(job, digest, start)
+        yield Outputs(images=images, video=video, start=start)
+    mark_finished(job)

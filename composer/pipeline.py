@@ -132,7 +132,7 @@ class Pipeline:
         self.plan, self.model, self.outputs, self.settings = plan, model, outputs, settings
         self.observer = observer or NullObserver()
         self.tracer = tracer or NullTracer()
-        self.visits = plan_visits(plan.schedule, settings.chunk)
+        self.visits = plan_visits(plan.schedule, settings.chunk, outputs.start)
         self._batching = 0  # the frame the batcher is on, for error messages
         self._supervisor = Supervisor()
         self.stop = self._supervisor.stop
@@ -157,7 +157,10 @@ class Pipeline:
 
     def run(self) -> None:
         """Render every output frame; returns when all are written, raises the first stage error."""
-        self.observer.started(self.plan.count)
+        self.observer.started(self.plan.count - self.outputs.start)
+        if not self.visits:
+            self.observer.finished()
+            return
         with ThreadPoolExecutor(self.settings.workers, thread_name_prefix="composer-composite") as pool:
             try:
                 self._supervisor.spawn("preload", self.preloader.run)
@@ -324,8 +327,15 @@ def _single_threaded_opencv() -> Iterator[None]:
         cv2.setNumThreads(previous)
 
 
-def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None = None) -> RenderStats:
+def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None = None,
+           resume: bool = False) -> RenderStats:
     """Render ``job`` with the processor and write its outputs.
+
+    Args:
+        job: the job.
+        observer: told of each finished frame.
+        tracer: records the stages' spans.
+        resume: continue an interrupted run of the same job from where it stopped.
 
     Raises:
         ComposerError: a bad input (before the first frame, where it can be found then) or a stage failure.
@@ -335,7 +345,7 @@ def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None
         model = plan.open_model()
         settings = Settings.resolve(job, plan, model)
         began = time.perf_counter()
-        with _single_threaded_opencv(), open_outputs(plan) as outputs:
+        with _single_threaded_opencv(), open_outputs(plan, resume) as outputs:
             Pipeline(plan, model, outputs, settings, observer, tracer).run()
         seconds = time.perf_counter() - began
-    return RenderStats(frames=plan.count, seconds=seconds, peak_rss=memory.peak)
+    return RenderStats(frames=plan.count - outputs.start, seconds=seconds, peak_rss=memory.peak)

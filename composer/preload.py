@@ -60,12 +60,14 @@ def chunk_size(budget: int, per_frame: int, frames: int) -> int:
     return max(1, min(frames, budget // (2 * per_frame)))
 
 
-def plan_visits(schedule: np.ndarray, size: int) -> list[Visit]:
-    """Cut the output frames into runs that use one chunk each."""
-    chunks = schedule // size
+def plan_visits(schedule: np.ndarray, size: int, start: int = 0) -> list[Visit]:
+    """Cut output frames ``start ..`` into runs that use one chunk each."""
+    chunks = schedule[start:] // size
+    if len(chunks) == 0:
+        return []
     starts = np.concatenate(([0], np.flatnonzero(np.diff(chunks)) + 1))
-    stops = np.concatenate((starts[1:], [len(schedule)]))
-    return [Visit(int(chunks[a]), int(a), int(b)) for a, b in zip(starts, stops)]
+    stops = np.concatenate((starts[1:], [len(chunks)]))
+    return [Visit(int(chunks[a]), start + int(a), start + int(b)) for a, b in zip(starts, stops)]
 
 
 class Preloader:

@@ -16,18 +16,19 @@ from composer.plan import open_plan
 from composer.prepare import crop_region, model_image
 
 
-def render_reference(job: Job, observer: Observer | None = None) -> RenderStats:
-    """Render ``job`` one frame at a time and write its outputs."""
+def render_reference(job: Job, observer: Observer | None = None, resume: bool = False) -> RenderStats:
+    """Render ``job`` one frame at a time and write its outputs (``resume``: as :func:`composer.render`)."""
     observer = observer or NullObserver()
     memory = PeakMemory()
     with open_plan(job) as plan:
         model = plan.open_model()
         began = time.perf_counter()
-        with open_outputs(plan) as outputs:
+        with open_outputs(plan, resume) as outputs:
             frames = list(plan.source.frames())
-            observer.started(plan.count)
-            for i, t in enumerate(plan.schedule):
-                frame, rect = frames[t], plan.rects.get(int(t))
+            observer.started(plan.count - outputs.start)
+            for i in range(outputs.start, plan.count):
+                t = int(plan.schedule[i])
+                frame, rect = frames[t], plan.rects.get(t)
                 if rect is not None:
                     crop = crop_region(frame, rect, job.model)
                     window = plan.window(i)
@@ -41,4 +42,4 @@ def render_reference(job: Job, observer: Observer | None = None) -> RenderStats:
                 observer.frame_done(i)
             observer.finished()
         seconds = time.perf_counter() - began
-    return RenderStats(frames=plan.count, seconds=seconds, peak_rss=memory.peak)
+    return RenderStats(frames=plan.count - outputs.start, seconds=seconds, peak_rss=memory.peak)

@@ -130,4 +130,7 @@ def test_interrupt_stops_every_stage(monkeypatch, job, tmp_path):
     assert time.perf_counter() - began < 5
     assert not _composer_threads()
     assert not (tmp_path / "result.mp4").exists()
-    assert np.all([p.name.endswith(".png") for p in (tmp_path / "job" / "out").iterdir()])
+    names = [p.name for p in (tmp_path / "job" / "out").iterdir()]
+    assert ".composer-run.json" in names, "the interrupted run left nothing to resume from"
+    assert all(n.endswith(".png") for n in names if not n.startswith(".")), names
+    assert not [n for n in names if n.endswith(".tmp")], names
