@@ -29,6 +29,8 @@ _LAST_INTEGER = re.compile(r"(\d+)(?!.*\d)")
 
 log = logging.getLogger("composer")
 
+_NTSC_RATES = (24, 30, 48, 60, 120)  # x 1000/1001
+
 
 class TemplateSource(abc.ABC):
     """A sequence of template frames with a known count and size, read by one thread at a time.
@@ -117,7 +119,7 @@ class VideoSource(TemplateSource):
         ctx = self._stream.codec_context
         self.width, self.height = ctx.width, ctx.height
         rate = self._stream.average_rate or self._stream.guessed_rate
-        self.fps = Fraction(rate) if rate else None
+        self.fps = _nominal_rate(Fraction(rate)) if rate else None
         if self._pts is not None and _is_variable(self._pts):
             log.warning("%s: variable frame rate; frames are taken in order, %d frames", self.path, self.count)
 
@@ -300,6 +302,19 @@ def open_template(path: Path, *, threads: int = 0) -> TemplateSource:
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return StillSource(path)
     return VideoSource(path, threads=threads)
+
+
+def _nominal_rate(rate: Fraction) -> Fraction:
+    """The NTSC rate (24000/1001, 30000/1001, ...) within 0.01% of ``rate``, else ``rate`` itself.
+
+    FFmpeg estimates the rate of a container with millisecond timestamps (Matroska, WebM) from the
+    timestamps, which gives e.g. 19001/317 for a short 60000/1001 video; the output should get the real one.
+    """
+    for frames in _NTSC_RATES:
+        nominal = Fraction(frames * 1000, 1001)
+        if abs(rate - nominal) < nominal / 10_000:
+            return nominal
+    return rate
 
 
 def _is_variable(pts: list[int]) -> bool:
