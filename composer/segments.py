@@ -17,7 +17,7 @@ from types import TracebackType
 import av
 import numpy as np
 
-from composer.errors import OutputError
+from composer.errors import OutputError, StageError
 from composer.resume import SEGMENT_FRAMES, part_path, parts_folder
 from composer.writers import VideoSink, _AudioTrack
 
@@ -73,7 +73,10 @@ class SegmentedVideoSink:
             parts.append(part_path(self.folder, len(parts)))
         if not parts:
             raise OutputError(f"{self.path}: no frames were written")
-        _join(parts, self.path, self.fps, self.audio)
+        try:
+            _join(parts, self.path, self.fps, self.audio)
+        except Exception as exc:
+            raise StageError("mux", f"frames 0-{self.frames_written - 1} (joining the video)", exc) from exc
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def abort(self) -> None:

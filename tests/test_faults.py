@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from composer import pipeline
@@ -133,3 +135,54 @@ def test_interrupt_stops_every_stage(monkeypatch, job, tmp_path):
     assert ".composer-run.json" in names, "the interrupted run left nothing to resume from"
     assert all(n.endswith(".png") for n in names if not n.startswith(".")), names
     assert not [n for n in names if n.endswith(".tmp")], names
+
+
+@pytest.mark.parametrize("at", [0, 11, 30])
+def test_prepare_failure(monkeypatch, job, tmp_path, at):
+    _fail_at(monkeypatch, pipeline, "fill_image", at, Boom("prepare broke"))
+    _run_and_check(job, Boom, tmp_path, "prepare")
+
+
+@pytest.mark.parametrize("at", [0, 1, "finish"])
+def test_audio_mux_failure(monkeypatch, make_job, tmp_path, at):
+    """The audio is muxed while the segments are joined; a failure there leaves no video and no half file."""
+    job_file = make_job(frames=12, outputs=OUTPUTS)
+    _write_wav(job_file.parent / "speech.wav", seconds=3)
+    job = load_job(job_file, {"output": {"video": str(tmp_path / "result.mp4"), "audio": str(job_file.parent / "speech.wav")}})
+    from composer import writers
+
+    if at == "finish":
+        monkeypatch.setattr(writers._AudioTrack, "finish", _raise(OSError(28, "No space left on device")))
+    else:
+        _fail_at(monkeypatch, writers._AudioTrack, "write_until", at, OSError(28, "No space left on device"))
+    _run_and_check(job, OutputError, tmp_path, "mux")
+    assert not list(tmp_path.glob(".result.mp4.partial*"))
+
+
+def test_failure_through_the_cli_is_one_line_with_exit_1(monkeypatch, make_job):
+    from click.testing import CliRunner
+
+    from composer.cli import main
+
+    _fail_at(monkeypatch, pipeline, "composite", 5, Boom("composite broke"))
+    result = CliRunner().invoke(main, ["run", str(make_job()), "-q"])
+    assert result.exit_code == 1
+    assert re.fullmatch(r"composer: error: composite failed at frame \d+: Boom: composite broke\n", result.stderr)
+
+
+def _raise(error):
+    def raiser(*args, **kwargs):
+        raise error
+
+    return raiser
+
+
+def _write_wav(path, seconds):
+    import wave
+
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(16000)
+        tone = (np.sin(np.arange(16000 * seconds) / 5) * 8000).astype("<i2")
+        handle.writeframes(tone.tobytes())
