@@ -1,8 +1,9 @@
 """BGR frames to BT.709 limited-range I420, the planes an H.264 encoder tagged BT.709 takes.
 
 OpenCV's ``COLOR_BGR2YUV_I420`` uses the BT.601 matrix; a stream tagged BT.709 (the HD standard, and what
-players assume for HD content without tags) must be converted with the BT.709 one, or every saturated
-colour shifts. FFmpeg's swscale can do it but costs several times more per frame.
+many players assume for untagged HD video) must be converted with the BT.709 one, or every saturated
+colour shifts. FFmpeg's swscale (through PyAV's ``reformat``) is a little faster but truncates: about half
+of its values come out one level low.
 
 Y comes from every pixel; U and V from the mean of each 2x2 block (centre siting: H.264's default,
 left siting, puts the chroma sample a quarter of a chroma sample to the left, a shift too small to matter
@@ -31,8 +32,10 @@ def _matrix() -> np.ndarray:
 BT709_MATRIX = _matrix()
 """3 x 4 float32: rows Y, U, V; columns B, G, R (0-255) and the offset; limited range (Y 16-235, UV 16-240)."""
 
-# One row each: OpenCV's transform has a fast path for one output channel, but not for two.
-_ROWS = tuple(np.ascontiguousarray(BT709_MATRIX[i : i + 1]) for i in range(3))
+# One row each: OpenCV's transform has a fast path for one output channel, but not for two. The chroma rows
+# take sums of 2x2 blocks, hence the quarter.
+_LUMA = np.ascontiguousarray(BT709_MATRIX[:1])
+_CHROMA = tuple(BT709_MATRIX[i : i + 1] * np.array([0.25, 0.25, 0.25, 1.0], np.float32) for i in (1, 2))
 
 
 def bgr_to_i420_bt709(frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -66,11 +69,14 @@ def bgr_to_i420_bt709(frame: np.ndarray, out: np.ndarray | None = None) -> np.nd
         flat[4 * plane : 5 * plane].reshape(height // 2, width // 2),
         flat[5 * plane :].reshape(height // 2, width // 2),
     )
-    # One float copy, so that Y and the 2x2 means are exact before the only rounding; averaging before the
-    # matrix (it is linear) makes the chroma work a quarter of the size.
-    pixels = frame.astype(np.float32)
-    half = cv2.resize(pixels, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
-    for row, source, plane_out in zip(_ROWS, (pixels, half, half), planes, strict=True):
+    frame = np.ascontiguousarray(frame)
+    # Float32 holds the pixels and the 2x2 sums exactly, so each value is rounded once, at the end. Summing
+    # before the matrix (it is linear) makes the chroma work a quarter of the size; two strided additions
+    # (row pairs, then column pairs, as 6-value rows) cost half of a float INTER_AREA resize.
+    rows = cv2.add(frame[0::2], frame[1::2], dtype=cv2.CV_32F).reshape(-1, 6)
+    sums = cv2.add(rows[:, :3], rows[:, 3:]).reshape(height // 2, width // 2, 3)
+    sources = (frame.astype(np.float32), sums, sums)
+    for matrix, source, plane_out in zip((_LUMA, *_CHROMA), sources, planes, strict=True):
         # convertScaleAbs rounds half to even and saturates; the values are never negative here.
-        cv2.convertScaleAbs(cv2.transform(source, row), dst=plane_out)
+        cv2.convertScaleAbs(cv2.transform(source, matrix), dst=plane_out)
     return out

@@ -167,7 +167,8 @@ def test_failure_through_the_cli_is_one_line_with_exit_1(monkeypatch, make_job):
     _fail_at(monkeypatch, pipeline, "composite", 5, Boom("composite broke"))
     result = CliRunner().invoke(main, ["run", str(make_job()), "-q"])
     assert result.exit_code == 1
-    assert re.fullmatch(r"composer: error: composite failed at frame \d+: Boom: composite broke\n", result.stderr)
+    expected = r"composer: error: composite failed at frame \d+: Boom: composite broke\n"
+    assert re.fullmatch(expected, result.stderr)
 
 
 def _raise(error):

@@ -132,7 +132,7 @@ def test_video_sink_writes_h264(tmp_path: Path, fps: Fraction) -> None:
 
 
 def test_video_sink_colours_survive(tmp_path: Path) -> None:
-    # The colour tags must describe OpenCV's conversion, or PyAV/players decode shifted colours.
+    # The colour tags must describe the conversion the sink applies (BT.709), or decoders shift the colours.
     colours = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (40, 120, 200)]
     target = tmp_path / "result.mp4"
     with VideoSink(target, Fraction(25), W, H, crf=0) as sink:
