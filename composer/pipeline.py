@@ -21,6 +21,7 @@ caller's thread after every thread has been joined.
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
 import time
@@ -46,6 +47,7 @@ from composer.prepare import fill_image, image_channels
 from composer.threads import POLL, Stopped, Supervisor, get, put
 from composer.trace import NullTracer
 
+log = logging.getLogger("composer")
 _MAX_ITEMS = 64  # frames per batch at most, so long runs of pass-through frames keep flowing
 
 
@@ -344,6 +346,9 @@ def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None
     with open_plan(job) as plan:
         model = plan.open_model()
         settings = Settings.resolve(job, plan, model)
+        cached = settings.chunk * frame_bytes(plan.source.width, plan.source.height, job.model.crop)
+        log.info("cache: %d of %d template frames per chunk (%d MB%s)", settings.chunk, plan.source.count,
+                 cached // 10**6, "" if settings.chunk >= plan.source.count else " per slot, two slots")
         began = time.perf_counter()
         with _single_threaded_opencv(), open_outputs(plan, resume) as outputs:
             Pipeline(plan, model, outputs, settings, observer, tracer).run()
