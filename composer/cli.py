@@ -184,5 +184,14 @@ def demo(out_dir: Path, count: int, size: tuple[int, int], quiet: bool) -> None:
     )
 
 
+def _register() -> None:
+    from composer.cli_tools import inspect_command, rects
+
+    main.add_command(rects)
+    main.add_command(inspect_command)
+
+
+_register()
+
 if __name__ == "__main__":
     main()
