@@ -97,7 +97,7 @@ def _thumbnail(frame: np.ndarray, rect: tuple[int, int, int, int] | None, index:
     thumb = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
     width, height = size
     scale = width / frame_width
-    font_scale = max(0.3, width / 640)
+    font_scale = max(0.3, width / 480)
     if rect is None:
         cv2.line(thumb, (0, 0), (width - 1, height - 1), _RED, 2)
         cv2.line(thumb, (0, height - 1), (width - 1, 0), _RED, 2)
