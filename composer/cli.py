@@ -18,6 +18,7 @@ from composer import __version__
 from composer.errors import ComposerError
 from composer.job import Job, load_job, parse_override
 from composer.observer import ProgressBar, RenderStats
+from composer.trace import Tracer
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("composer")
@@ -118,7 +119,8 @@ def _summary(job: Job, stats: RenderStats) -> str:
     )
 
 
-def _render(job: Job, reference: bool, quiet: bool, resume: bool = False) -> RenderStats:
+def _render(job: Job, reference: bool, quiet: bool, resume: bool = False,
+            tracer: Tracer | None = None) -> RenderStats:
     from composer.pipeline import render
     from composer.reference import render_reference
 
@@ -127,7 +129,7 @@ def _render(job: Job, reference: bool, quiet: bool, resume: bool = False) -> Ren
     observer = ProgressBar(enabled=None if not quiet else False, label="reference" if reference else "render")
     if reference:
         return render_reference(job, observer, resume=resume)
-    return render(job, observer, resume=resume)
+    return render(job, observer, tracer=tracer, resume=resume)
 
 
 @main.command()
@@ -143,17 +145,28 @@ def _render(job: Job, reference: bool, quiet: bool, resume: bool = False) -> Ren
               help="Override any job key, e.g. --set output.fps=30000/1001 (repeatable).")
 @click.option("-r", "--resume", is_flag=True,
               help="Continue an interrupted run of the same job; the result is identical to an uninterrupted one.")
+@click.option("--trace", "trace_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every stage's spans as a Chrome trace (open it in ui.perfetto.dev) and a PNG timeline "
+                   "beside it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 @_reports_errors
 def run(job_file: Path, reference: bool, batch: int | None, workers: int | None, chunk: int | str | None,
-        frames: Path | None, video: Path | None, settings: tuple[str, ...], resume: bool, quiet: bool) -> None:
+        frames: Path | None, video: Path | None, settings: tuple[str, ...], resume: bool, trace_file: Path | None,
+        quiet: bool) -> None:
     """Render the job described by the TOML file JOB.
 
     Ctrl-C (or SIGTERM) stops promptly and keeps every finished image and video segment; run the same
     command with --resume to finish the job.
     """
+    if trace_file is not None and reference:
+        raise click.UsageError("--trace records the processor's threads; the reference loop has none")
     job = load_job(job_file, _overrides(batch, workers, chunk, frames, video, settings))
-    stats = _render(job, reference, quiet, resume)
+    tracer = Tracer() if trace_file is not None else None
+    stats = _render(job, reference, quiet, resume, tracer)
+    if tracer is not None and trace_file is not None:
+        from composer.cli_measure import emit_trace
+
+        emit_trace(tracer, trace_file, f"{job_file.name}: the processor's threads, {stats.frames} frames")
     if not quiet:
         click.echo(_summary(job, stats))
 
@@ -185,10 +198,13 @@ def demo(out_dir: Path, count: int, size: tuple[int, int], quiet: bool) -> None:
 
 
 def _register() -> None:
+    from composer.cli_measure import profile, sweep
     from composer.cli_tools import inspect_command, rects
 
     main.add_command(rects)
     main.add_command(inspect_command)
+    main.add_command(profile)
+    main.add_command(sweep)
 
 
 _register()

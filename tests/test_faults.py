@@ -148,7 +148,8 @@ def test_audio_mux_failure(monkeypatch, make_job, tmp_path, at):
     """The audio is muxed while the segments are joined; a failure there leaves no video and no half file."""
     job_file = make_job(frames=12, outputs=OUTPUTS)
     _write_wav(job_file.parent / "speech.wav", seconds=3)
-    job = load_job(job_file, {"output": {"video": str(tmp_path / "result.mp4"), "audio": str(job_file.parent / "speech.wav")}})
+    audio = str(job_file.parent / "speech.wav")
+    job = load_job(job_file, {"output": {"video": str(tmp_path / "result.mp4"), "audio": audio}})
     from composer import writers
 
     if at == "finish":

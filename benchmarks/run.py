@@ -1,0 +1,282 @@
+"""Render one job with composer and with every design the seeds describe, in one process, and compare.
+
+    python -m benchmarks.run --model both --frames 200 --size 1280x720 --out bench --report RESULTS.md
+
+For each benchmark model (``heavy``: the demo's U-Net, inference dominates on a CPU; ``light``: one
+convolution, cheap as on a GPU, so the CPU stages dominate) it writes the demo job (a 100-frame template
+reused ping-pong over ``--frames`` output frames) under ``--out``, loads it once, then:
+
+1. checks: every design renders the frames into memory and each is compared with the reference loop's;
+2. times: each design renders the frames to jpg files (``cv2.imwrite``, the job's quality), the designs
+   taking turns for ``--repeats`` rounds, so a slow spell of a shared machine does not sink one of them;
+3. prints fps (median and range), the ratio of each to composer's, peak RSS and the check's verdict, and
+   with ``--report`` writes the table as a section of a Markdown file.
+
+Ratios, not absolute fps, are what compare across machines and runs. Exit status 1 if a design's frames
+differ from the reference by more than the one level of rounding a batched convolution may cause.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import shutil
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from benchmarks.designs import DESIGNS, Inputs, Save, label, load_inputs
+from composer.demo_assets import make_demo_assets
+from composer.job import Job, load_job
+from composer.machine import describe_machine
+from composer.observer import PeakMemory
+from composer.sweep import write_section
+from composer.zoo import build_light
+
+MODELS = {
+    "heavy": "the demo's U-Net (inference dominates on a CPU)",
+    "light": "one 3x3 convolution (inference cheap, as on a GPU: the CPU stages dominate)",
+}
+_MIB = 2**20
+
+
+def make_job(folder: Path, model: str, frames: int, size: tuple[int, int]) -> Path:
+    """Write the benchmark job for ``model`` into ``folder``; returns its job file."""
+    job_file = make_demo_assets(folder, frames=frames, size=size)
+    if model == "light":
+        build_light(folder / "model.onnx", window=320, in_channels=6, feature_shape=(32, 16, 16))
+    return job_file
+
+
+def benchmark_job(job_file: Path) -> Job:
+    """The job as the benchmarks render it: jpg frames only (no video: no design but composer writes one)."""
+    return load_job(job_file, {"output": {"format": "jpg", "video": ""}})
+
+
+# --- saving and checking ----------------------------------------------------------------------------------
+
+
+class JpgSaver:
+    """Saves each frame as ``NNNNNN.jpg`` with ``cv2.imwrite``, as seed 000 does."""
+
+    def __init__(self, folder: Path, quality: int) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        self.folder = folder
+        self._params = [cv2.IMWRITE_JPEG_QUALITY, quality]
+
+    def __call__(self, index: int, frame: np.ndarray) -> None:
+        if not cv2.imwrite(str(self.folder / f"{index:06d}.jpg"), frame, self._params):
+            raise OSError(f"{self.folder}: cannot write frame {index}")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How a design's frames compare with the reference loop's."""
+
+    frames: int
+    missing: int
+    differing: int
+    max_diff: int
+
+    @property
+    def ok(self) -> bool:
+        """Every frame present and within one level (batched convolutions may round differently)."""
+        return self.missing == 0 and self.max_diff <= 1
+
+    def text(self) -> str:
+        if self.missing:
+            return f"FAILED: {self.missing} of {self.frames} frames missing"
+        if self.differing == 0:
+            return "identical"
+        if self.max_diff <= 1:
+            return f"within 1 level ({self.differing} of {self.frames} frames differ)"
+        return f"DIFFERENT: {self.differing} frames, up to {self.max_diff} levels"
+
+
+class Checker:
+    """A ``save`` that compares each frame with the expected one, from any thread."""
+
+    def __init__(self, expected: dict[int, np.ndarray]) -> None:
+        self.expected = expected
+        self._seen: set[int] = set()
+        self._differing = 0
+        self._max = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, index: int, frame: np.ndarray) -> None:
+        want = self.expected[index]
+        diff = 0
+        if want.shape != frame.shape:
+            diff = 255
+        elif not np.array_equal(want, frame):
+            diff = int(np.abs(want.astype(np.int16) - frame.astype(np.int16)).max())
+        with self._lock:
+            self._seen.add(index)
+            if diff:
+                self._differing += 1
+                self._max = max(self._max, diff)
+
+    def verdict(self) -> Verdict:
+        return Verdict(len(self.expected), len(set(self.expected) - self._seen), self._differing, self._max)
+
+
+def check(inputs: Inputs, names: Sequence[str]) -> dict[str, Verdict]:
+    """Render with every design into memory and compare each with the reference loop."""
+    expected: dict[int, np.ndarray] = {}
+
+    def keep(index: int, frame: np.ndarray) -> None:
+        expected[index] = frame.copy()
+
+    DESIGNS["reference"](inputs, keep)
+    verdicts = {}
+    for name in names:
+        if name == "reference":
+            continue
+        checker = Checker(expected)
+        DESIGNS[name](inputs, checker)
+        verdicts[name] = checker.verdict()
+    return verdicts
+
+
+# --- timing -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One design's timed runs."""
+
+    name: str
+    seconds: tuple[float, ...]
+    peak_rss: int
+    frames: int
+
+    @property
+    def fps(self) -> float:
+        return self.frames / statistics.median(self.seconds)
+
+    @property
+    def fps_range(self) -> tuple[float, float]:
+        return self.frames / max(self.seconds), self.frames / min(self.seconds)
+
+
+def time_designs(inputs: Inputs, names: Sequence[str], folder: Path, repeats: int,
+                 progress: bool = True) -> dict[str, Timing]:
+    """Time each design ``repeats`` times, round-robin, saving jpg frames under ``folder / name``."""
+    seconds: dict[str, list[float]] = {n: [] for n in names}
+    peaks: dict[str, int] = dict.fromkeys(names, 0)
+    for round_ in range(repeats):
+        for name in names:
+            save: Save = JpgSaver(folder / name, inputs.job.output.quality)
+            gc.collect()
+            memory = PeakMemory()
+            began = time.perf_counter()
+            DESIGNS[name](inputs, save)
+            took = time.perf_counter() - began
+            seconds[name].append(took)
+            peaks[name] = max(peaks[name], memory.peak)
+            if progress:
+                print(f"  round {round_ + 1}/{repeats} {name:18s} {inputs.count / took:7.1f} fps", file=sys.stderr)
+    return {n: Timing(n, tuple(seconds[n]), peaks[n], inputs.count) for n in names}
+
+
+# --- report -----------------------------------------------------------------------------------------------
+
+
+def table(timings: dict[str, Timing], verdicts: dict[str, Verdict], job: Job) -> list[tuple[str, ...]]:
+    """Rows: design, fps, range, fps / composer's, composer's speed-up, peak RSS, frames check."""
+    base = timings["composer"].fps if "composer" in timings else None
+    rows = []
+    for name, t in timings.items():
+        low, high = t.fps_range
+        ratio = f"{t.fps / base:.2f}" if base else "-"
+        speedup = f"{base / t.fps:.2f}x" if base else "-"
+        verdict = "the reference" if name == "reference" else (
+            verdicts[name].text() if name in verdicts else "not checked")
+        rows.append((label(name, job), f"{t.fps:.1f}", f"{low:.1f}-{high:.1f}", ratio, speedup,
+                     f"{t.peak_rss / _MIB:.0f}", verdict))
+    return rows
+
+
+_HEADER = ("design", "fps", "fps min-max", "fps / composer's", "composer faster by", "peak RSS MiB", "frames")
+
+
+def text_table(rows: list[tuple[str, ...]]) -> str:
+    rows = [_HEADER, *rows]
+    widths = [max(len(r[k]) for r in rows) for k in range(len(_HEADER))]
+    return "\n".join("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:6], widths[1:6])] + [r[6]])
+                     for r in rows)
+
+
+def markdown(model: str, rows: list[tuple[str, ...]], inputs: Inputs, size: tuple[int, int], repeats: int) -> str:
+    frames = inputs.count
+    lines = [f"## Side by side: {model} model", "",
+             f"{MODELS[model][0].upper() + MODELS[model][1:]}. {frames} output frames at {size[0]}x{size[1]} "
+             f"(a {inputs.template_frames}-frame template played ping-pong), saved as jpg; every design in one "
+             f"process on the same loaded inputs and model session; fps is the median of {repeats} interleaved "
+             "runs. The frames column compares each design's frames, in memory, with the reference loop's. "
+             "Peak RSS is the process's high-water mark during a design's run: it includes the shared model "
+             "session and whatever earlier runs left allocated, so it ranks the designs only roughly.",
+             "", "| " + " | ".join(_HEADER) + " |", "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += ["", f"Machine: {describe_machine().summary()}.",
+              "Regenerate: `python -m benchmarks.run --model " + model + f" --frames {frames} "
+              f"--size {size[0]}x{size[1]} --repeats {repeats} --out DIR --report RESULTS.md`."]
+    return "\n".join(lines)
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x720, got {text!r}") from None
+    if width < 64 or height < 64 or width % 2 or height % 2:
+        raise argparse.ArgumentTypeError(f"width and height must be even and at least 64, got {text!r}")
+    return width, height
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=["heavy", "light", "both"], default="both")
+    parser.add_argument("--frames", type=int, default=200, help="output frames per run (default 200)")
+    parser.add_argument("--size", type=_size, default=(1280, 720), help="template size WxH (default 1280x720)")
+    parser.add_argument("--out", type=Path, default=Path("bench"), help="folder for the jobs and frames")
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs per design (default 1)")
+    parser.add_argument("--designs", default=",".join(DESIGNS),
+                        help=f"comma-separated subset of {', '.join(DESIGNS)}")
+    parser.add_argument("--no-check", action="store_true", help="skip comparing the frames")
+    parser.add_argument("--report", type=Path, help="write a section per model into this Markdown file")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.designs.split(",") if n.strip()]
+    unknown = [n for n in names if n not in DESIGNS]
+    if unknown or args.frames < 1 or args.repeats < 1:
+        parser.error(f"unknown designs {unknown}" if unknown else "--frames and --repeats must be at least 1")
+    models = ["heavy", "light"] if args.model == "both" else [args.model]
+    failed = False
+    print(f"machine: {describe_machine().summary()}")
+    for model in models:
+        folder = args.out / model
+        job = benchmark_job(make_job(folder, model, args.frames, args.size))
+        inputs = load_inputs(job)
+        print(f"\n{model} model: {MODELS[model]}; {inputs.count} frames at {args.size[0]}x{args.size[1]}")
+        verdicts = {} if args.no_check else check(inputs, names)
+        gc.collect()
+        timings = time_designs(inputs, names, folder / "frames", args.repeats)
+        rows = table(timings, verdicts, job)
+        print(text_table(rows))
+        failed |= any(not v.ok for v in verdicts.values())
+        if args.report is not None:
+            write_section(args.report, f"compare-{model}",
+                          markdown(model, rows, inputs, args.size, args.repeats))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

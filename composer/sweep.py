@@ -1,0 +1,293 @@
+"""``composer sweep``: the processor's speed over a grid of batch sizes, composite workers and model threads.
+
+Every point of the grid renders the same frames (the job cut to ``frames`` output frames, written to a
+scratch folder) ``repeats`` times. Runs go round the whole grid once per repeat rather than repeating a
+point back to back, so a slow minute of a shared machine spreads over the points instead of sinking one.
+Each point reports its median fps with the range, its median p95 latency and its highest peak RSS.
+
+The report section is Markdown between ``<!-- composer:NAME -->`` markers (:func:`write_section` replaces a
+section in place); its heat map needs matplotlib (``pip install 'composer[report]'``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import re
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from composer.errors import JobError, OutputError
+from composer.job import Job
+from composer.machine import Machine, describe_machine
+from composer.plan import usable_cores
+from composer.profile import DEFAULT_FRAMES, scratch_folder, trial_job
+from composer.timeline import have_matplotlib
+from composer.trace import Tracer
+
+__all__ = ["Point", "PointResult", "Sweep", "Trial", "draw_heatmap", "run_sweep", "write_section"]
+
+_MIB = 2**20
+
+
+@dataclass(frozen=True)
+class Point:
+    """One setting of the grid; ``threads`` None keeps the job's own (``auto``: every usable core)."""
+
+    batch: int
+    workers: int
+    threads: int | None = None
+
+    def threads_label(self) -> str:
+        return str(self.threads) if self.threads is not None else f"auto ({usable_cores()})"
+
+    def label(self) -> str:
+        return f"batch {self.batch}, {self.workers} workers, {self.threads_label()} model threads"
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One render of one point."""
+
+    fps: float
+    p95_ms: float
+    peak_rss: int  # bytes
+
+
+@dataclass(frozen=True)
+class PointResult:
+    """A point and its repeated renders."""
+
+    point: Point
+    trials: tuple[Trial, ...]
+
+    @property
+    def fps(self) -> float:
+        """Median fps over the repeats."""
+        return statistics.median(t.fps for t in self.trials)
+
+    @property
+    def fps_range(self) -> tuple[float, float]:
+        return min(t.fps for t in self.trials), max(t.fps for t in self.trials)
+
+    @property
+    def p95_ms(self) -> float:
+        """Median over the repeats of each render's p95 frame latency."""
+        return statistics.median(t.p95_ms for t in self.trials)
+
+    @property
+    def peak_rss(self) -> int:
+        """The highest peak RSS of the repeats, bytes."""
+        return max(t.peak_rss for t in self.trials)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A finished sweep."""
+
+    job: Path
+    frames: int
+    repeats: int
+    results: tuple[PointResult, ...]
+    machine: Machine
+
+    @property
+    def best(self) -> PointResult:
+        """The point with the highest median fps."""
+        return max(self.results, key=lambda r: r.fps)
+
+    def _rows(self) -> list[tuple[str, ...]]:
+        best = self.best
+        rows = []
+        for r in self.results:
+            low, high = r.fps_range
+            mark = " *" if r is best else ""
+            rows.append((str(r.point.batch), str(r.point.workers), r.point.threads_label(), f"{r.fps:.1f}{mark}",
+                         f"{low:.1f}-{high:.1f}", f"{r.p95_ms:.0f}", f"{r.peak_rss / _MIB:.0f}"))
+        return rows
+
+    _HEADER = ("batch", "workers", "model threads", "fps median", "fps min-max", "p95 latency ms",
+               "peak RSS MiB")
+
+    def text(self) -> str:
+        """A plain-text table and the best point."""
+        rows = [self._HEADER, *self._rows()]
+        widths = [max(len(row[k]) for row in rows) for k in range(len(self._HEADER))]
+        lines = [f"{self.job}: {self.frames} output frames per run, {self.repeats} runs per point"]
+        lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
+        lines.append(f"best: {self.best.point.label()}: {self.best.fps:.1f} fps (median of {self.repeats})")
+        return "\n".join(lines)
+
+    def markdown(self, picture: str | None = None) -> str:
+        """The report section's body: table, best point, heat map (when drawn) and the machine."""
+        lines = [f"Sweep of `{self.job.parent.name}/{self.job.name}`: {self.frames} output frames per run, "
+                 f"{self.repeats} runs per point (round-robin over the grid), on the machine below. Every run "
+                 "is in one process: peak RSS is its high-water mark during the run, earlier runs' leftovers "
+                 "included.", "",
+                 "| " + " | ".join(self._HEADER) + " |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += ["| " + " | ".join(row) + " |" for row in self._rows()]
+        lines += ["", f"**Best:** {self.best.point.label()}: {self.best.fps:.1f} fps (median of {self.repeats}; "
+                  "marked * above)."]
+        if picture is not None:
+            lines += ["", f"![median fps over the grid]({picture})"]
+        lines += ["", self.machine.markdown()]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "job": str(self.job), "frames": self.frames, "repeats": self.repeats,
+            "points": [
+                {"batch": r.point.batch, "workers": r.point.workers, "threads": r.point.threads,
+                 "fps": r.fps, "fps_min": r.fps_range[0], "fps_max": r.fps_range[1], "p95_ms": r.p95_ms,
+                 "peak_rss_mb": r.peak_rss / _MIB, "runs": [t.fps for t in r.trials]}
+                for r in self.results
+            ],
+            "best": {"batch": self.best.point.batch, "workers": self.best.point.workers,
+                     "threads": self.best.point.threads, "fps": self.best.fps},
+            "machine": self.machine.to_json(),
+        }
+
+
+def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads: Sequence[int | None] = (None,),
+              repeats: int = 3, frames: int | None = DEFAULT_FRAMES, progress: bool = False) -> Sweep:
+    """Render ``job`` at every point of batches x workers x threads, ``repeats`` times each.
+
+    Args:
+        job: the job; its outputs are not touched (renders go to a scratch folder).
+        batches: frames per model call.
+        workers: composite threads.
+        threads: model intra-op threads (None: the job's own setting).
+        repeats: renders per point.
+        frames: output frames per render (all of the job's when None or without features).
+        progress: show a progress bar over the runs.
+
+    Raises:
+        JobError: an empty grid or a value below 1.
+        ComposerError: the job's inputs are bad or a render fails.
+    """
+    from tqdm import tqdm
+
+    from composer.pipeline import render
+
+    if not batches or not workers or not threads or repeats < 1:
+        raise JobError("sweep: every axis needs at least one value, and repeats at least 1")
+    if min(batches) < 1 or min(workers) < 1 or min((t for t in threads if t is not None), default=1) < 1:
+        raise JobError("sweep: batch, workers and threads must be at least 1")
+    points = [Point(b, w, t) for b, w, t in itertools.product(batches, workers, threads)]
+    trials: dict[Point, list[Trial]] = {p: [] for p in points}
+    count = 0
+    with scratch_folder(job) as folder, tqdm(total=len(points) * repeats, desc="sweep", unit="run",
+                                              disable=not progress, dynamic_ncols=True) as bar:
+        trial = trial_job(job, frames, folder / "run")
+        for _ in range(repeats):
+            for point in points:
+                bar.set_postfix_str(f"b{point.batch} w{point.workers} t{point.threads or 'auto'}")
+                tracer = Tracer()
+                stats = render(trial.with_run(batch=point.batch, workers=point.workers, threads=point.threads),
+                               tracer=tracer)
+                latencies = [1000 * (s.end - s.start) for s in tracer.of("latency")]
+                p95 = float(np.percentile(latencies, 95)) if latencies else math.nan
+                trials[point].append(Trial(stats.fps, p95, stats.peak_rss))
+                count = stats.frames
+                bar.update(1)
+    results = tuple(PointResult(p, tuple(trials[p])) for p in points)
+    return Sweep(job.path, count, repeats, results, describe_machine())
+
+
+def draw_heatmap(sweep: Sweep, path: Path) -> Path | None:
+    """Draw the median fps over batch x workers (one panel per thread count) as a PNG.
+
+    Returns ``path``, or None when matplotlib is missing.
+
+    Raises:
+        OutputError: the picture cannot be written.
+    """
+    if not have_matplotlib():
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    batches = sorted({r.point.batch for r in sweep.results})
+    workers = sorted({r.point.workers for r in sweep.results})
+    threads = list(dict.fromkeys(r.point.threads for r in sweep.results))
+    fps = {(r.point.batch, r.point.workers, r.point.threads): r.fps for r in sweep.results}
+    top = max(fps.values())
+    figure = Figure(figsize=(1.2 + 1.3 * len(workers) * len(threads) + 0.8, 1.4 + 0.6 * len(batches)), dpi=110)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, len(threads), squeeze=False)[0]
+    image = None
+    for ax, t in zip(axes, threads):
+        grid = np.array([[fps.get((b, w, t), np.nan) for w in workers] for b in batches])
+        image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=top, aspect="auto")
+        for (row, col), value in np.ndenumerate(grid):
+            if not np.isnan(value):
+                ax.text(col, row, f"{value:.1f}", ha="center", va="center", fontsize=9,
+                        color="black" if value > 0.6 * top else "white")
+        ax.set_xticks(range(len(workers)), [str(w) for w in workers])
+        ax.set_yticks(range(len(batches)), [str(b) for b in batches])
+        ax.set_xlabel("composite workers")
+        ax.set_ylabel("batch")
+        if len(threads) > 1:
+            ax.set_title(f"model threads: {t if t is not None else 'auto'}", fontsize=10)
+    if image is not None:
+        figure.colorbar(image, ax=list(axes), label="median fps")
+    threads_note = "" if len(threads) > 1 else f", model threads {threads[0] if threads[0] is not None else 'auto'}"
+    figure.suptitle(f"{Path(sweep.job).parent.name}/{Path(sweep.job).name}: median fps over {sweep.repeats} runs "
+                    f"of {sweep.frames} frames{threads_note}", fontsize=10,
+                    y=1.12 if len(threads) > 1 else 1.04)  # above the panels' own titles
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, format="png", bbox_inches="tight")
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write the heat map: {exc.strerror or exc}") from exc
+    return path
+
+
+# --- report sections --------------------------------------------------------------------------------------
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- composer:{name} -->", f"<!-- /composer:{name} -->"
+
+
+def write_section(report: Path, name: str, body: str, title: str = "Results") -> Path:
+    """Put ``body`` between the markers of section ``name`` in the Markdown file ``report``.
+
+    An existing section is replaced in place, so regenerating one leaves the others and their order alone;
+    a new one is appended; a missing file is created with ``# title``.
+
+    Raises:
+        JobError: ``name`` is not a plain lower-case name.
+        OutputError: the file cannot be read or written.
+    """
+    if not _NAME.match(name):
+        raise JobError(f"report section {name!r}: use lower-case letters, digits, '-', '_' or '.'")
+    report = Path(report)
+    begin, end = _markers(name)
+    block = f"{begin}\n{body.strip()}\n{end}"
+    try:
+        text = report.read_text(encoding="utf-8") if report.exists() else f"# {title}\n"
+    except OSError as exc:
+        raise OutputError(f"{report}: cannot read the report: {exc.strerror or exc}") from exc
+    first, last = text.find(begin), text.find(end)
+    if first != -1 and last > first:
+        text = text[:first] + block + text[last + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    try:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        temp = report.with_name(f".{report.name}.tmp")
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, report)
+    except OSError as exc:
+        raise OutputError(f"{report}: cannot write the report: {exc.strerror or exc}") from exc
+    return report

@@ -1,0 +1,116 @@
+"""composer profile: stage costs per output frame, the bound they set, and the processor's run beside it."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from composer.cli_measure import profile
+from composer.job import load_job
+from composer.profile import StageCost, compute_bound, profile_job
+from composer.schedule import schedule
+
+
+def _profile_json(job_file, *args):
+    result = CliRunner().invoke(profile, [str(job_file), "--json", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_json_keys_and_consistency(make_job):
+    job_file = make_job(output={"video": "out.mp4"})
+    data = _profile_json(job_file, "--frames", "12")
+    for key in ("stages", "bound_fps", "fps", "efficiency", "peak_rss_mb", "latency_ms", "cores", "machine"):
+        assert key in data
+    assert list(data["stages"]) == ["decode", "prepare", "infer", "composite", "write_image", "write_video"]
+    cores, bound = data["cores"], data["bound_fps"]
+    cpu_ms = [s["cpu_ms"] for s in data["stages"].values()]
+    assert all(ms > 0 and s["wall_ms"] > 0 for ms, s in zip(cpu_ms, data["stages"].values()))
+    # The bound is what the cores can do with the CPU-seconds of every stage together ...
+    assert bound == pytest.approx(cores * 1000 / sum(cpu_ms))
+    # ... so no stage's share of it asks more than the cores give, and the slowest stage alone allows more.
+    for ms in cpu_ms:
+        assert bound * ms / 1000 <= cores + 1e-9
+        assert bound <= cores * 1000 / ms
+    assert data["efficiency"] == pytest.approx(data["fps"] / bound)
+    assert data["frames"] == 12
+    assert data["peak_rss_mb"] > 0
+    latency = data["latency_ms"]
+    assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"]
+
+
+def test_decode_counts_once_per_distinct_template_frame(make_job):
+    job_file = make_job(frames=7, outputs=23)
+    job = load_job(job_file)
+    result = profile_job(job, frames=20)
+    assert result.frames == 20
+    assert result.decoded == len(np.unique(schedule(20, 7, "pingpong"))) == 7
+    assert "7 template frames" in result.stages[0].work
+
+
+def test_job_without_features_measures_the_first_frames_and_renders_all(make_job):
+    job = load_job(make_job(frames=7, outputs=None, nulls=()))
+    result = profile_job(job, frames=4)
+    assert result.frames == 4 and result.decoded == 4
+    assert result.run.frames == 7
+    assert result.to_json()["run_frames"] == 7
+
+
+def test_outputs_of_the_job_are_untouched(make_job):
+    job_file = make_job()
+    profile_job(load_job(job_file), frames=8)
+    root = job_file.parent
+    assert not (root / "out").exists() or not any((root / "out").iterdir())
+    assert not list(root.glob(".composer-measure-*"))
+
+
+def test_text_table_and_report_section(make_job, tmp_path):
+    job_file = make_job()
+    report = tmp_path / "RESULTS.md"
+    result = CliRunner().invoke(profile, [str(job_file), "-n", "10", "--report", str(report), "--section", "p1"])
+    assert result.exit_code == 0, result.output
+    for text in ("decode", "infer", "CPU bound", "efficiency", "latency p50"):
+        assert text in result.stdout
+    section = report.read_text()
+    assert section.count("<!-- composer:p1 -->") == 1 and "<!-- /composer:p1 -->" in section
+    assert "| stage | wall ms/frame |" in section and "MiB per 100 frames" in section
+
+
+def test_bad_job_is_one_line_error(tmp_path):
+    result = CliRunner().invoke(profile, [str(tmp_path / "missing.toml")])
+    assert result.exit_code == 2
+    assert "composer: error:" in result.output
+
+
+def test_bound_with_an_accelerator_takes_the_lower():
+    stages = (StageCost("decode", 2.0, 2.0), StageCost("infer", 5.0, 1.0, accelerator=True),
+              StageCost("composite", 4.0, 4.0))
+    bound = compute_bound(stages, cores=4)
+    assert bound.cpu_ms == 6.0  # the model's host time is not a CPU stage
+    assert bound.cpu_fps == pytest.approx(4000 / 6)
+    assert bound.accelerator_fps == pytest.approx(200)
+    assert bound.fps == pytest.approx(200) and bound.limit == "accelerator"
+    cpu_only = compute_bound((StageCost("infer", 5.0, 5.0),), cores=2)
+    assert cpu_only.accelerator_fps is None and cpu_only.fps == pytest.approx(400)
+    assert math.isinf(StageCost("x", 0.0, 0.0).max_fps)
+
+
+def test_interrupt_says_nothing_was_touched(make_job, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("composer.profile.profile_job", interrupted)
+    result = CliRunner().invoke(profile, [str(make_job())])
+    assert result.exit_code == 130 and "not touched" in result.output
+
+
+def test_commands_are_registered_on_composer():
+    from composer.cli import main
+
+    if "profile" not in main.commands:
+        pytest.skip("composer profile / sweep are not registered in composer/cli.py yet")
+    assert main.commands["profile"] is profile and "sweep" in main.commands

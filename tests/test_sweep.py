@@ -1,0 +1,87 @@
+"""composer sweep: the grid, its report section (replaced in place) and the machine it names."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from composer.cli_measure import sweep
+from composer.errors import JobError
+from composer.machine import describe_machine
+from composer.sweep import write_section
+
+
+def test_two_by_two_grid_writes_a_report_section(make_job, tmp_path):
+    job_file = make_job()
+    report = tmp_path / "RESULTS.md"
+    args = [str(job_file), "--batch", "1,2", "--workers", "1,2", "--repeats", "1", "-n", "8", "-q",
+            "--report", str(report)]
+    result = CliRunner().invoke(sweep, args)
+    assert result.exit_code == 0, result.output
+    text = report.read_text()
+    assert text.count("<!-- composer:sweep -->") == 1
+    table = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert len(table) == 4
+    assert {tuple(line.split(" | ")[:2]) for line in table} == {("| 1", "1"), ("| 1", "2"), ("| 2", "1"),
+                                                                  ("| 2", "2")}
+    assert sum(" * |" in line for line in table) == 1  # the best point is marked once
+    assert "**Best:**" in text and "| CPU |" in text and "| packages |" in text
+    if (tmp_path / "results" / "sweep.png").exists():
+        assert "![median fps over the grid](results/sweep.png)" in text
+    # Regenerating replaces the section in place.
+    result = CliRunner().invoke(sweep, args)
+    assert result.exit_code == 0, result.output
+    assert report.read_text().count("<!-- composer:sweep -->") == 1
+
+
+def test_json_and_threads_axis(make_job):
+    job_file = make_job()
+    result = CliRunner().invoke(sweep, [str(job_file), "--batch", "2", "--workers", "1", "--threads", "1,2",
+                                        "--repeats", "2", "-n", "6", "-q", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [(p["batch"], p["workers"], p["threads"]) for p in data["points"]] == [(2, 1, 1), (2, 1, 2)]
+    for point in data["points"]:
+        assert len(point["runs"]) == 2
+        assert point["fps_min"] <= point["fps"] <= point["fps_max"]
+        assert point["peak_rss_mb"] > 0
+    assert data["best"]["fps"] == max(p["fps"] for p in data["points"])
+
+
+def test_without_matplotlib_there_is_no_picture(make_job, tmp_path, monkeypatch):
+    monkeypatch.setattr("composer.sweep.have_matplotlib", lambda: False)
+    report = tmp_path / "R.md"
+    result = CliRunner().invoke(sweep, [str(make_job()), "--batch", "1", "--workers", "1", "--repeats", "1",
+                                        "-n", "4", "-q", "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "pip install 'composer[report]'" in result.output
+    assert "![" not in report.read_text()
+    assert not (tmp_path / "results" / "sweep.png").exists()
+
+
+def test_bad_grid_values_are_refused(make_job):
+    result = CliRunner().invoke(sweep, [str(make_job()), "--batch", "0,2"])
+    assert result.exit_code == 2 and "positive integers" in result.output
+
+
+def test_write_section_replaces_in_place_and_keeps_order(tmp_path):
+    report = tmp_path / "RESULTS.md"
+    write_section(report, "a", "## A\none")
+    write_section(report, "b", "## B\ntwo")
+    write_section(report, "a", "## A\nthree")
+    text = report.read_text()
+    assert text.startswith("# Results")
+    assert text.index("three") < text.index("two") and "one" not in text
+    assert text.count("<!-- composer:a -->") == 1
+    with pytest.raises(JobError):
+        write_section(report, "Bad Name", "x")
+
+
+def test_machine_description():
+    machine = describe_machine()
+    assert machine.cores >= 1 and machine.memory > 0 and machine.cpu
+    assert "numpy" in machine.packages and "onnxruntime" in "".join(machine.packages)
+    assert "| CPU |" in machine.markdown() and "accelerator" in machine.summary()
+    assert json.dumps(machine.to_json())
