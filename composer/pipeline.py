@@ -200,10 +200,13 @@ class Pipeline:
                 put(self._batches, self._batch(items, inputs, count), stop)
                 items, inputs, count = [], None, 0
             chunk = self.preloader.acquire(v)
+            loaded = 0
             for i in range(visit.first, visit.stop):
                 self._batching = i
                 t = int(plan.schedule[i])
                 rect, local = plan.rects.get(t), t - chunk.start
+                if local >= loaded:
+                    loaded = self.preloader.loaded(v, local)
                 crop = None
                 if rect is not None:
                     if inputs is None:

@@ -94,6 +94,8 @@ class Preloader:
         self._held: list[int | None] = [None] * slots  # chunk index each slot holds
         self._position, self._doing = 0, "decode"  # where the preloader is, for error messages
         self._ready = -1  # visits 0 .. _ready are loaded
+        self._filling = -1  # the visit being loaded, and how many of its frames are in: rendering starts
+        self._loaded = 0  # with the first frame instead of waiting for the whole chunk
         self._released = -1  # visits 0 .. _released are no longer used
         self._cond = threading.Condition()
 
@@ -114,6 +116,9 @@ class Preloader:
             slot = self._slot(v)
             if self._held[slot] != visit.chunk:
                 self._held[slot] = None
+                with self._cond:
+                    self._filling, self._loaded = v, 0
+                    self._cond.notify_all()
                 self._fill(slot, visit.chunk)
                 self._held[slot] = visit.chunk
             with self._cond:
@@ -153,14 +158,24 @@ class Preloader:
                 with self.tracer.span("crop", t):
                     crop_region(frames[t - start], rect, self.spec, out=crops[t - start])
             t = self._position = t + 1
+            with self._cond:
+                self._loaded = t - start
+                self._cond.notify_all()
 
     def acquire(self, v: int) -> Chunk:
-        """Wait until visit ``v``'s chunk is loaded and return it."""
+        """Wait until visit ``v``'s chunk is being loaded and return it; see :meth:`loaded`."""
         with self._cond:
-            wait_for(self._cond, lambda: self._ready >= v, self.stop)
+            wait_for(self._cond, lambda: self._ready >= v or self._filling == v, self.stop)
         slot = self._slot(v)
         n = min(self.size, self.source.count - self.visits[v].chunk * self.size)
         return Chunk(self.visits[v].chunk * self.size, self._frames[slot][:n], self._crops[slot][:n])
+
+    def loaded(self, v: int, local: int) -> int:
+        """Wait until frame ``local`` of visit ``v``'s chunk is in; return how many of its frames are in."""
+        with self._cond:
+            wait_for(self._cond, lambda: self._ready >= v or (self._filling == v and self._loaded > local),
+                     self.stop)
+            return self.size if self._ready >= v else self._loaded
 
     def release(self, v: int) -> None:
         """Every output frame of visits ``0 .. v`` is finished with its cached frames."""

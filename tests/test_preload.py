@@ -1,0 +1,48 @@
+"""The preloader: chunk sizes, visits, and rendering that starts before a chunk is fully decoded."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from composer.job import load_job
+from composer.pipeline import render
+from composer.preload import chunk_size, plan_visits
+from composer.schedule import schedule
+from composer.sources import FolderSource
+from composer.trace import Tracer
+
+
+def test_whole_template_when_it_fits_else_two_slots():
+    assert chunk_size(budget=10_000, per_frame=100, frames=50) == 50
+    assert chunk_size(budget=1_000, per_frame=100, frames=50) == 5  # two slots of 5 frames
+    assert chunk_size(budget=50, per_frame=100, frames=50) == 1
+
+
+def test_visits_follow_the_ping_pong_through_the_chunks():
+    visits = plan_visits(schedule(20, 7, "pingpong"), 3)
+    assert [v.chunk for v in visits] == [0, 1, 2, 1, 0, 1, 2]
+    assert visits[0].first == 0 and visits[-1].stop == 20
+    assert all(a.stop == b.first for a, b in zip(visits, visits[1:]))
+    resumed = plan_visits(schedule(20, 7, "pingpong"), 3, start=10)
+    assert resumed[0].first == 10 and [v.chunk for v in resumed] == [0, 1, 2]
+    assert plan_visits(schedule(20, 7, "pingpong"), 3, start=20) == []
+
+
+def test_rendering_starts_before_the_chunk_is_decoded(monkeypatch, make_job):
+    original = FolderSource.frames
+
+    def slow(self, start=0, stop=None):
+        for frame in original(self, start, stop):
+            time.sleep(0.03)
+            yield frame
+
+    monkeypatch.setattr(FolderSource, "frames", slow)
+    job = load_job(make_job(frames=12, outputs=12, nulls=()), {"run": {"batch": 1, "workers": 1}})
+    tracer = Tracer()
+    render(job, tracer=tracer)
+    first_inference = min(s.start for s in tracer.of("infer"))
+    last_decode = max(s.end for s in tracer.of("decode"))
+    assert first_inference < last_decode, "the model waited for the whole template to be decoded"
+    assert np.isfinite(first_inference)
