@@ -22,7 +22,7 @@ def test_whole_template_when_it_fits_else_two_slots():
 
 def test_visits_follow_the_ping_pong_through_the_chunks():
     visits = plan_visits(schedule(20, 7, "pingpong"), 3)
-    assert [v.chunk for v in visits] == [0, 1, 2, 1, 0, 1, 2, 1]  # t: 0-2, 3-5, 6, 5-3, 2-0 1-2, 3-5, 6, 5
+    assert [v.chunk for v in visits] == [0, 1, 2, 1, 0, 1, 2, 1]  # t = 0-2 | 3-5 | 6 | 5-3 | 2,1,0,1,2 | 3-5 | 6 | 5
     assert visits[0].first == 0 and visits[-1].stop == 20
     assert all(a.stop == b.first for a, b in zip(visits, visits[1:]))
     resumed = plan_visits(schedule(20, 7, "pingpong"), 3, start=10)
