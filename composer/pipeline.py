@@ -25,12 +25,10 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import psutil
 
@@ -44,7 +42,7 @@ from composer.outputs import Outputs, open_outputs
 from composer.plan import Plan, open_plan
 from composer.preload import Preloader, chunk_size, frame_bytes, plan_visits
 from composer.prepare import fill_image, image_channels
-from composer.threads import POLL, Stopped, Supervisor, get, put
+from composer.threads import POLL, Stopped, Supervisor, get, one_opencv_thread, put
 from composer.trace import NullTracer
 
 log = logging.getLogger("composer")
@@ -321,17 +319,6 @@ def _close(q: queue.Queue[object], stop: threading.Event) -> None:
         put(q, None, stop)
 
 
-@contextlib.contextmanager
-def _single_threaded_opencv() -> Iterator[None]:
-    # The composite workers already use the cores; OpenCV's own pool on top of them only oversubscribes.
-    previous = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(previous)
-
-
 def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None = None,
            resume: bool = False) -> RenderStats:
     """Render ``job`` with the processor and write its outputs.
@@ -353,7 +340,7 @@ def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None
         log.info("cache: %d of %d template frames per chunk (%d MB%s)", settings.chunk, plan.source.count,
                  cached // 10**6, "" if settings.chunk >= plan.source.count else " per slot, two slots")
         began = time.perf_counter()
-        with _single_threaded_opencv(), open_outputs(plan, resume) as outputs:
+        with one_opencv_thread(), open_outputs(plan, resume) as outputs:
             Pipeline(plan, model, outputs, settings, observer, tracer).run()
         seconds = time.perf_counter() - began
     return RenderStats(frames=plan.count - outputs.start, seconds=seconds, peak_rss=memory.peak)

@@ -36,7 +36,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import cv2
 import numpy as np
 
 from composer.composite import composite
@@ -48,6 +47,7 @@ from composer.plan import model_threads, open_plan, usable_cores
 from composer.preload import frame_bytes
 from composer.prepare import crop_region, fill_image, image_channels
 from composer.sources import open_template
+from composer.threads import one_opencv_thread
 from composer.trace import Tracer
 from composer.writers import ImageFolderSink, VideoSink
 
@@ -368,16 +368,6 @@ class _Clock:
         self.calls += 1
 
 
-@contextlib.contextmanager
-def _one_opencv_thread() -> Iterator[None]:
-    previous = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(previous)
-
-
 @dataclass(frozen=True)
 class Measurement:
     """What :func:`measure_stages` found: the stage costs and the facts of the job they depend on."""
@@ -406,7 +396,7 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None) -> Measure
     """
     from composer.pipeline import Settings
 
-    with _one_opencv_thread(), open_plan(job) as plan:
+    with one_opencv_thread(), open_plan(job) as plan:
         spec = job.model
         n = plan.count if limit is None else min(limit, plan.count)
         order = plan.schedule[:n]

@@ -6,10 +6,13 @@ on a queue or a condition after another stage has failed.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
+
+import cv2
 
 T = TypeVar("T")
 POLL = 0.05  # seconds a blocked call waits before it looks at the stop event again
@@ -92,3 +95,18 @@ class Supervisor:
                 thread.join()
         if self._errors:
             raise self._errors[0]
+
+
+@contextlib.contextmanager
+def one_opencv_thread() -> Iterator[None]:
+    """Run OpenCV single-threaded inside the block.
+
+    The composite workers already share the cores; OpenCV's own pool on top of them only oversubscribes, and
+    a stage measured alone should not hide work on other threads.
+    """
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
