@@ -34,7 +34,7 @@ import numpy as np
 
 from benchmarks.designs import DESIGNS, Inputs, Save, label, load_inputs
 from composer.demo_assets import make_demo_assets
-from composer.job import Job, load_job
+from composer.job import Job, load_job, parse_frame_size
 from composer.machine import describe_machine
 from composer.observer import PeakMemory
 from composer.sweep import write_section
@@ -234,12 +234,9 @@ def markdown(model: str, rows: list[tuple[str, ...]], inputs: Inputs, size: tupl
 
 def _size(text: str) -> tuple[int, int]:
     try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x720, got {text!r}") from None
-    if width < 64 or height < 64 or width % 2 or height % 2:
-        raise argparse.ArgumentTypeError(f"width and height must be even and at least 64, got {text!r}")
-    return width, height
+        return parse_frame_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,7 +16,7 @@ import click
 
 from composer import __version__
 from composer.errors import ComposerError
-from composer.job import Job, load_job, parse_override
+from composer.job import Job, load_job, parse_frame_size, parse_override
 from composer.observer import ProgressBar, RenderStats
 from composer.trace import Tracer
 
@@ -38,12 +38,9 @@ def _positive_or_auto(ctx: click.Context, param: click.Parameter, value: str | N
 
 def _size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
     try:
-        width, height = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"expected WIDTHxHEIGHT such as 1280x720, got {value!r}") from None
-    if width < 64 or height < 64 or width % 2 or height % 2:
-        raise click.BadParameter(f"width and height must be even and at least 64, got {value!r}")
-    return width, height
+        return parse_frame_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _resume_hint() -> str:

@@ -199,6 +199,21 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
+def parse_frame_size(text: str) -> tuple[int, int]:
+    """``"1280x720"`` as (1280, 720); both even and at least 64, as the demo and benchmarks need.
+
+    Raises:
+        ValueError: saying what is wrong with ``text``.
+    """
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"expected WIDTHxHEIGHT such as 1280x720, got {text!r}") from None
+    if width < 64 or height < 64 or width % 2 or height % 2:
+        raise ValueError(f"width and height must be even and at least 64, got {text!r}")
+    return width, height
+
+
 def _bytes(key: str, value: Any, base: Path) -> int:
     try:
         if isinstance(value, bool):

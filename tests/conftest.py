@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import wave
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 
 from composer.zoo import build_elementwise
 
-__all__ = ["job_factory", "read_folder", "write_frames", "boxes_for", "write_job"]
+__all__ = ["job_factory", "read_folder", "write_frames", "boxes_for", "write_job", "write_wav"]
 
 WIDTH, HEIGHT = 64, 48
 CROP, BORDER = 24, 2
@@ -115,3 +116,15 @@ def make_job(tmp_path: Path) -> Callable[..., Path]:
 def read_folder(folder: Path) -> list[np.ndarray]:
     """The images of an output folder, in name order."""
     return [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted(folder.glob("*.png"))]
+
+
+def write_wav(path: Path, seconds: float = 2.0, rate: int = 44100, channels: int = 2) -> Path:
+    """A 440 Hz tone as 16-bit PCM wav."""
+    samples = int(seconds * rate)
+    tone = (np.sin(np.arange(samples) * 2 * np.pi * 440 / rate) * 8000).astype(np.int16)
+    with wave.open(str(path), "wb") as file:
+        file.setnchannels(channels)
+        file.setsampwidth(2)
+        file.setframerate(rate)
+        file.writeframes(np.repeat(tone[:, None], channels, axis=1).tobytes())
+    return path

@@ -6,7 +6,6 @@ import re
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from composer import pipeline
@@ -15,6 +14,7 @@ from composer.job import load_job
 from composer.model import Model
 from composer.sources import FolderSource
 from composer.writers import ImageFolderSink, VideoSink
+from tests.conftest import write_wav
 
 OUTPUTS = 40
 
@@ -147,7 +147,7 @@ def test_prepare_failure(monkeypatch, job, tmp_path, at):
 def test_audio_mux_failure(monkeypatch, make_job, tmp_path, at):
     """The audio is muxed while the segments are joined; a failure there leaves no video and no half file."""
     job_file = make_job(frames=12, outputs=OUTPUTS)
-    _write_wav(job_file.parent / "speech.wav", seconds=3)
+    write_wav(job_file.parent / "speech.wav", seconds=3)
     audio = str(job_file.parent / "speech.wav")
     job = load_job(job_file, {"output": {"video": str(tmp_path / "result.mp4"), "audio": audio}})
     from composer import writers
@@ -177,14 +177,3 @@ def _raise(error):
         raise error
 
     return raiser
-
-
-def _write_wav(path, seconds):
-    import wave
-
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(16000)
-        tone = (np.sin(np.arange(16000 * seconds) / 5) * 8000).astype("<i2")
-        handle.writeframes(tone.tobytes())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import struct
-import wave
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from composer.segments import SegmentedVideoSink
 from composer.sources import VideoSource, open_template
 from composer.writers import VideoSink
 from composer.zoo import build_elementwise
-from tests.conftest import BORDER, CROP, boxes_for, read_folder, write_job
+from tests.conftest import BORDER, CROP, boxes_for, read_folder, write_job, write_wav
 
 W, H = 64, 48
 BT709 = 1  # AVCOL_PRI_BT709 = AVCOL_TRC_BT709 = AVCOL_SPC_BT709
@@ -61,17 +60,6 @@ def _write_video(
             frame.pts, frame.time_base = (index if pts is None else pts[index]), time_base
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
-    return path
-
-
-def _write_wav(path: Path, seconds: float = 2.0, rate: int = 44100, channels: int = 2) -> Path:
-    samples = int(seconds * rate)
-    tone = (np.sin(np.arange(samples) * 2 * np.pi * 440 / rate) * 8000).astype(np.int16)
-    with wave.open(str(path), "wb") as file:
-        file.setnchannels(channels)
-        file.setsampwidth(2)
-        file.setframerate(rate)
-        file.writeframes(np.repeat(tone[:, None], channels, axis=1).tobytes())
     return path
 
 
@@ -216,7 +204,7 @@ def test_video_is_bt709_tagged_and_colours_survive(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("audio", [False, True])
 def test_video_index_comes_before_media_data(tmp_path: Path, audio: bool) -> None:
-    speech = _write_wav(tmp_path / "speech.wav", seconds=1.0) if audio else None
+    speech = write_wav(tmp_path / "speech.wav", seconds=1.0) if audio else None
     target = tmp_path / "result.mp4"
     with VideoSink(target, Fraction(25), W, H, audio=speech, preset="ultrafast") as sink:
         for index in range(10):
@@ -230,7 +218,7 @@ def test_video_index_comes_before_media_data(tmp_path: Path, audio: bool) -> Non
 def test_video_exact_count_and_rate(tmp_path: Path, fps: Fraction) -> None:
     count = 17
     target = tmp_path / "result.mp4"
-    with VideoSink(target, fps, W, H, audio=_write_wav(tmp_path / "speech.wav"), preset="ultrafast") as sink:
+    with VideoSink(target, fps, W, H, audio=write_wav(tmp_path / "speech.wav"), preset="ultrafast") as sink:
         for index in range(count):
             sink.write(_scene(index))
     probe = _probe(target)
@@ -242,7 +230,7 @@ def test_video_exact_count_and_rate(tmp_path: Path, fps: Fraction) -> None:
 @pytest.mark.parametrize("kind", ["wav", "m4a", "mp3", "mp4", "mkv"])
 def test_audio_inputs_are_cut_to_the_video(tmp_path: Path, kind: str) -> None:
     fps, count = Fraction(30000, 1001), 20
-    audio = _write_wav(tmp_path / "speech.wav", seconds=1.5)
+    audio = write_wav(tmp_path / "speech.wav", seconds=1.5)
     if kind == "m4a":
         audio = _encode_audio(audio, tmp_path / "speech.m4a", "aac")
     elif kind == "mp3":
@@ -291,7 +279,7 @@ def test_joined_segments_keep_layout_tags_and_timing(tmp_path: Path, fps: Fracti
     # What `composer run` writes: segments of a few frames here, joined by packet copy with the audio.
     target = tmp_path / "result.mp4"
     with SegmentedVideoSink(
-        target, fps, W, H, audio=_write_wav(tmp_path / "speech.wav"), preset="ultrafast", segment=4
+        target, fps, W, H, audio=write_wav(tmp_path / "speech.wav"), preset="ultrafast", segment=4
     ) as sink:
         for index in range(10):
             sink.write(_scene(index))
@@ -379,7 +367,7 @@ def test_output_takes_the_template_rate(tmp_path: Path, kind: str, rate: Fractio
         key, template = _template(tmp_path, "png", count)  # no rate of its own: the default 25
     else:
         key, template = "video", _write_video(tmp_path / f"template.{kind}", count, fps=rate)
-    _write_wav(tmp_path / "speech.wav")
+    write_wav(tmp_path / "speech.wav")
     job = _job(tmp_path, key, template, count, output={"video": "result.mp4", "audio": "speech.wav"})
     _run(str(job))
     _assert_finished_mp4(tmp_path / "result.mp4", count, rate)

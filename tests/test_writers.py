@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import errno
 import os
-import wave
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from composer import writers
 from composer.errors import JobError, OutputError
 from composer.writers import ImageFolderSink, VideoSink
+from tests.conftest import write_wav
 
 W, H, N = 64, 48, 12
 
@@ -22,17 +22,6 @@ W, H, N = 64, 48, 12
 def _frame(index: int, width: int = W, height: int = H) -> np.ndarray:
     rng = np.random.default_rng(index)
     return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-
-
-def _write_wav(path: Path, seconds: float, rate: int = 44100, channels: int = 2) -> Path:
-    samples = int(seconds * rate)
-    tone = (np.sin(np.arange(samples) * 2 * np.pi * 440 / rate) * 8000).astype(np.int16)
-    with wave.open(str(path), "wb") as file:
-        file.setnchannels(channels)
-        file.setsampwidth(2)
-        file.setframerate(rate)
-        file.writeframes(np.repeat(tone[:, None], channels, axis=1).tobytes())
-    return path
 
 
 def _probe(path: Path) -> dict[str, object]:
@@ -179,7 +168,7 @@ def test_video_sink_rejects_wrong_frame_size(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("rate", "channels"), [(44100, 2), (16000, 1)])
 def test_video_sink_audio_is_cut_to_video(tmp_path: Path, rate: int, channels: int) -> None:
-    audio = _write_wav(tmp_path / "speech.wav", seconds=2.0, rate=rate, channels=channels)
+    audio = write_wav(tmp_path / "speech.wav", seconds=2.0, rate=rate, channels=channels)
     target = tmp_path / "result.mp4"
     fps = Fraction(30000, 1001)
     with VideoSink(target, fps, W, H, audio=audio, preset="ultrafast") as sink:
@@ -191,7 +180,7 @@ def test_video_sink_audio_is_cut_to_video(tmp_path: Path, rate: int, channels: i
 
 
 def test_video_sink_shorter_audio(tmp_path: Path) -> None:
-    audio = _write_wav(tmp_path / "speech.wav", seconds=0.2)
+    audio = write_wav(tmp_path / "speech.wav", seconds=0.2)
     target = tmp_path / "result.mp4"
     with VideoSink(target, Fraction(25), W, H, audio=audio, preset="ultrafast") as sink:
         for index in range(N):
@@ -200,7 +189,7 @@ def test_video_sink_shorter_audio(tmp_path: Path) -> None:
 
 
 def test_video_sink_audio_from_a_video(tmp_path: Path) -> None:
-    speech = _write_wav(tmp_path / "speech.wav", seconds=1.0)
+    speech = write_wav(tmp_path / "speech.wav", seconds=1.0)
     clip = tmp_path / "clip.mp4"
     with VideoSink(clip, Fraction(25), W, H, audio=speech, preset="ultrafast") as sink:
         for index in range(25):
