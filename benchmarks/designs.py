@@ -56,9 +56,11 @@ Save = Callable[[int, np.ndarray], None]
 
 @dataclass(frozen=True)
 class Inputs:
-    """What every design starts from: the job, its checked rectangles, features and schedule, and one model.
+    """What every design starts from: the job, its checked rectangles, features and schedule, and the models.
 
-    The model session is shared, so every design runs the same session with the same threads.
+    The seed designs share one session on every usable core, as their scripts run ONNX Runtime; composer's
+    processor runs its own lanes (:meth:`composer.plan.Plan.open_lanes`), loaded here too so that no design's
+    time includes loading a model.
     """
 
     job: Job
@@ -67,6 +69,7 @@ class Inputs:
     schedule: np.ndarray  # template frame of each output frame to render
     model: Model
     template_frames: int
+    lanes: tuple[Model, ...]
 
     @property
     def count(self) -> int:
@@ -87,7 +90,8 @@ def load_inputs(job: Job, frames: int | None = None) -> Inputs:
     with open_plan(job) as plan:
         model = plan.open_model()
         schedule = plan.schedule if frames is None else plan.schedule[:frames]
-        return Inputs(job, plan.rects, plan.features, np.array(schedule), model, plan.source.count)
+        return Inputs(job, plan.rects, plan.features, np.array(schedule), model, plan.source.count,
+                      tuple(plan.open_lanes()))
 
 
 def _predict(inputs: Inputs, i: int, crop: np.ndarray) -> np.ndarray:
@@ -281,7 +285,7 @@ def processor(inputs: Inputs, save: Save) -> None:
     with _one_opencv_thread(), open_plan(inputs.job) as plan:
         plan = dataclasses.replace(plan, schedule=inputs.schedule)
         settings = Settings.resolve(inputs.job, plan, inputs.model)
-        Pipeline(plan, inputs.model, Outputs(images=_SaveSink(save), video=None), settings).run()  # type: ignore[arg-type]
+        Pipeline(plan, inputs.lanes, Outputs(images=_SaveSink(save), video=None), settings).run()  # type: ignore[arg-type]
 
 
 DESIGNS: dict[str, Design] = {

@@ -96,7 +96,8 @@ class RunSpec:
     memory_fraction: float = 0.5
     memory_budget: int | None = None  # bytes; overrides memory_fraction when set
     loop: str = "pingpong"
-    threads: int | None = None  # model intra-op threads; None: from the usable cores
+    lanes: int | None = None  # model sessions running batches side by side; None: from the provider and cores
+    threads: int | None = None  # intra-op threads per lane; None: the usable cores shared among the lanes
 
 
 @dataclass(frozen=True)
@@ -291,6 +292,7 @@ _SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "memory_fraction": (_fraction_01, False),
         "memory_budget": (_bytes, False),
         "loop": (_choice(LOOPS), False),
+        "lanes": (_auto_or(_int(1)), False),
         "threads": (_auto_or(_int(1)), False),
     },
 }

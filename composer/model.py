@@ -1,6 +1,7 @@
 """The model adapter: one ONNX Runtime session, its inputs found and checked against the job (DESIGN.md 3.5-3.7).
 
-Only one thread may call :meth:`Model.run`; the processor gives the session to its model thread.
+Only one thread may call a :class:`Model`'s :meth:`Model.run`; the processor gives each of its model lanes a
+session of its own.
 """
 
 from __future__ import annotations
@@ -141,6 +142,16 @@ def choose_providers(wanted: str, available: list[str]) -> list[str]:
             f"(available: {', '.join(available)}); install the gpu extra or use provider = \"auto\""
         )
     return [name] if wanted == "cpu" else [name, _PROVIDERS["cpu"]]
+
+
+def expects_accelerator(wanted: str) -> bool:
+    """Whether ``model.provider = wanted`` would put the model on an accelerator in this onnxruntime."""
+    import onnxruntime as ort
+
+    try:
+        return choose_providers(wanted, ort.get_available_providers())[0] != _PROVIDERS["cpu"]
+    except ModelError:
+        return False  # the model's own load reports the missing provider
 
 
 class Model:

@@ -2,14 +2,15 @@
 
 ::
 
-    [preloader] --chunk slots--> [batcher] --Batch queue--> [model] --(item, future) queue--> [writer]
-                                                               |                                 ^
-                                                               +--> ThreadPoolExecutor: composite,
-                                                                    encode and save images ------+
+    [preloader] --chunk slots--> [batcher] --Batch queue--> [model lanes] --(item, future) queue--> [writer]
+                                                                 |                                   ^
+                                                                 +--> ThreadPoolExecutor: composite,
+                                                                      encode and save images --------+
 
 - preloader: decodes template chunks into two preallocated slots, one ahead of the renderer.
-- batcher: builds batches of ``batch`` model inputs into pooled buffers.
-- model: the only thread that touches the ONNX Runtime session; hands each frame to the composite pool.
+- batcher: builds batches of ``batch`` model inputs into pooled buffers, numbered in output order.
+- model lanes: each owns an ONNX Runtime session and takes the next batch from the queue, so two batches can
+  be inferred side by side; the lanes hand their frames to the composite pool in batch order (a turnstile).
 - composite pool (``workers`` threads): pastes predictions into pooled full-frame buffers and writes images.
 - writer: takes finished frames in output order, feeds the video encoder, recycles buffers, reports progress
   and releases cache slots.
@@ -21,10 +22,12 @@ caller's thread after every thread has been joined.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import queue
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -39,11 +42,12 @@ from composer.job import Job
 from composer.model import Model
 from composer.observer import NullObserver, Observer, PeakMemory, RenderStats
 from composer.outputs import Outputs, open_outputs
-from composer.plan import Plan, open_plan
+from composer.plan import Plan, model_layout, open_plan
 from composer.preload import Preloader, chunk_size, frame_bytes, plan_visits
 from composer.prepare import fill_image, image_channels
-from composer.threads import POLL, Stopped, Supervisor, get, one_opencv_thread, put
+from composer.threads import POLL, Stopped, Supervisor, get, one_opencv_thread, put, wait_for
 from composer.trace import NullTracer
+from composer.writers import convert_frame, converted_shape
 
 log = logging.getLogger("composer")
 _MAX_ITEMS = 64  # frames per batch at most, so long runs of pass-through frames keep flowing
@@ -70,9 +74,18 @@ class Inputs:
 
 
 @dataclass(frozen=True)
+class Slot:
+    """A pooled pair of output buffers for one frame."""
+
+    frame: np.ndarray  # H x W x 3: the template frame with the prediction pasted in
+    video: np.ndarray | None  # the finished frame converted for the encoder, when the job writes a video
+
+
+@dataclass(frozen=True)
 class Batch:
     """Up to ``batch`` frames for the model, with the pass-through frames between them, in output order."""
 
+    number: int  # position in output order, for the lanes' ordered hand-off
     items: tuple[Item, ...]
     inputs: Inputs
     count: int  # rows of ``inputs`` in use
@@ -93,6 +106,27 @@ class Pool:
         self._free.put(buffer)
 
 
+class Turnstile:
+    """Lets the lanes pass one at a time in batch order, whichever finishes its inference first."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._next = 0
+        self._cond = threading.Condition()
+        self._stop = stop
+
+    @contextlib.contextmanager
+    def turn(self, number: int) -> Iterator[None]:
+        """Wait (stop-aware) until every batch before ``number`` has passed; the block is batch ``number``'s."""
+        with self._cond:
+            wait_for(self._cond, lambda: self._next == number, self._stop)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._next = number + 1
+                self._cond.notify_all()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Sizes resolved from the job's ``[run]`` section and the machine."""
@@ -100,7 +134,7 @@ class Settings:
     batch: int
     workers: int
     chunk: int
-    depth: int = 2  # batches queued between batcher and model
+    depth: int = 2  # batches queued between batcher and model lanes
 
     @classmethod
     def resolve(cls, job: Job, plan: Plan, model: Model) -> Settings:
@@ -121,34 +155,47 @@ class Pipeline:
 
     Args:
         plan: the checked inputs.
-        model: the model; only the model thread calls it.
+        lanes: one model session per model lane (:meth:`composer.plan.Plan.open_lanes`).
         outputs: open sinks.
         settings: batch, workers and chunk sizes.
         observer: told of each finished frame, from the writer thread.
     """
 
-    def __init__(self, plan: Plan, model: Model, outputs: Outputs, settings: Settings,
+    def __init__(self, plan: Plan, lanes: Sequence[Model], outputs: Outputs, settings: Settings,
                  observer: Observer | None = None, tracer: NullTracer | None = None) -> None:
-        self.plan, self.model, self.outputs, self.settings = plan, model, outputs, settings
+        if not lanes:
+            raise ValueError("the processor needs at least one model lane")
+        self.plan, self.lanes, self.outputs, self.settings = plan, tuple(lanes), outputs, settings
         self.observer = observer or NullObserver()
         self.tracer = tracer or NullTracer()
         self.visits = plan_visits(plan.schedule, settings.chunk, outputs.start)
         self._batching = 0  # the frame the batcher is on, for error messages
+        self._numbered = 0  # batches made so far
         self._supervisor = Supervisor()
         self.stop = self._supervisor.stop
         self.preloader = Preloader(plan.source, plan.rects, plan.job.model, settings.chunk, self.visits,
                                    self.stop, self.tracer)
         self._batches: queue.Queue[Batch | None] = queue.Queue(maxsize=settings.depth)
+        self._turnstile = Turnstile(self.stop)
+        self._lanes_left = len(self.lanes)  # lanes still running; the last one closes the writer's queue
+        self._lanes_lock = threading.Lock()
         in_flight = 2 * settings.batch + settings.workers
-        self._finished: queue.Queue[tuple[Item, Future[np.ndarray]] | None] = queue.Queue(maxsize=in_flight)
-        self._inputs = Pool([self._new_inputs() for _ in range(settings.depth + 2)])
-        # Every frame that can be in flight at once has a buffer: the writer queue, the one being written,
-        # and a batch the model thread is handing out. Reusing them keeps pages warm (no fresh-page faults).
-        frame_shape = (plan.source.height, plan.source.width, 3)
-        self._frames = Pool([np.empty(frame_shape, np.uint8) for _ in range(in_flight + settings.batch + 2)])
+        self._finished: queue.Queue[tuple[Item, Future[Slot | None]] | None] = queue.Queue(maxsize=in_flight)
+        # One input buffer per queued batch, per lane inferring, and one the batcher fills.
+        self._inputs = Pool([self._new_inputs() for _ in range(settings.depth + len(self.lanes) + 1)])
+        # Every frame that can be in flight at once has a slot: the writer queue, the one being written, and a
+        # batch the lane at the turnstile is handing out. Reusing them keeps pages warm (no fresh-page faults).
+        self._slots = Pool([self._new_slot() for _ in range(in_flight + settings.batch + 2)])
+
+    def _new_slot(self) -> Slot:
+        width, height = self.plan.source.width, self.plan.source.height
+        video = None
+        if self.outputs.video is not None:
+            video = np.empty(converted_shape(width, height), np.uint8)
+        return Slot(np.empty((height, width, 3), np.uint8), video)
 
     def _new_inputs(self) -> Inputs:
-        spec, inputs, b = self.plan.job.model, self.model.inputs, self.settings.batch
+        spec, inputs, b = self.plan.job.model, self.lanes[0].inputs, self.settings.batch
         images = np.zeros((b, image_channels(spec), spec.window, spec.window), dtype=np.float32)
         features = None
         if inputs.feature_shape is not None:
@@ -165,7 +212,8 @@ class Pipeline:
             try:
                 self._supervisor.spawn("preload", self.preloader.run)
                 self._supervisor.spawn("batch", self._batch_stage)
-                self._supervisor.spawn("model", lambda: self._model_stage(pool))
+                for k, model in enumerate(self.lanes):
+                    self._supervisor.spawn(f"model-{k}", functools.partial(self._model_stage, model, pool))
                 self._supervisor.spawn("write", self._write_stage)
                 self._supervisor.join()
             finally:
@@ -183,7 +231,8 @@ class Pipeline:
         except Exception as exc:
             raise StageError("prepare", f"frame {self._batching}", exc) from exc
         finally:
-            _close(self._batches, self.stop)
+            for _ in self.lanes:
+                _close(self._batches, self.stop)  # one end-of-stream sentinel per lane
 
     def _make_batches(self) -> None:
         plan, spec, stop = self.plan, self.plan.job.model, self.stop
@@ -227,38 +276,47 @@ class Pipeline:
     def _batch(self, items: list[Item], inputs: Inputs | None, count: int) -> Batch:
         if inputs is None:
             inputs = Inputs(np.empty((0,), np.float32), None)
-        return Batch(tuple(items), inputs, count)
+        self._numbered += 1
+        return Batch(self._numbered - 1, tuple(items), inputs, count)
 
-    def _model_stage(self, pool: ThreadPoolExecutor) -> None:
+    def _model_stage(self, model: Model, pool: ThreadPoolExecutor) -> None:
         try:
             while (batch := get(self._batches, self.stop)) is not None:
                 predictions = None
                 if batch.count:
-                    predictions = self._infer(batch)
+                    predictions = self._infer(model, batch)
                     self._inputs.give(batch.inputs)
-                row = 0
-                for item in batch.items:
-                    prediction = None
-                    if item.rect is not None:
-                        assert predictions is not None
-                        prediction, row = predictions[row], row + 1
-                    put(self._finished, (item, pool.submit(self._finish, item, prediction)), self.stop)
+                with self._turnstile.turn(batch.number):
+                    row = 0
+                    for item in batch.items:
+                        prediction = None
+                        if item.rect is not None:
+                            assert predictions is not None
+                            prediction, row = predictions[row], row + 1
+                        put(self._finished, (item, pool.submit(self._finish, item, prediction)), self.stop)
         finally:
-            _close(self._finished, self.stop)
+            with self._lanes_lock:
+                self._lanes_left -= 1
+                last = self._lanes_left == 0
+            if last:
+                _close(self._finished, self.stop)
 
-    def _infer(self, batch: Batch) -> np.ndarray:
+    def _infer(self, model: Model, batch: Batch) -> np.ndarray:
         features = batch.inputs.features
         try:
             with self.tracer.span("infer", batch.items[0].index, batch.count):
-                return self.model.run(
+                return model.run(
                     batch.inputs.images[: batch.count], None if features is None else features[: batch.count]
                 )
         except Exception as exc:
             indices = [item.index for item in batch.items if item.rect is not None]
             raise StageError("infer", f"frames {indices[0]}-{indices[-1]}", exc) from exc
 
-    def _finish(self, item: Item, prediction: np.ndarray | None) -> np.ndarray:
-        """Composite task: the finished frame, saved as an image when the job writes images."""
+    def _finish(self, item: Item, prediction: np.ndarray | None) -> Slot | None:
+        """Composite task: the finished frame, saved as an image and converted for the encoder as the job asks.
+
+        Returns the frame's slot for the writer (None for a pass-through frame without a video).
+        """
         try:
             return self._composite_and_save(item, prediction)
         except (Stopped, StageError):
@@ -270,41 +328,48 @@ class Pipeline:
     def _task_stage(exc: Exception) -> str:
         return "write" if isinstance(exc, (OutputError, OSError)) else "composite"
 
-    def _composite_and_save(self, item: Item, prediction: np.ndarray | None) -> np.ndarray:
-        frame = item.frame
+    def _composite_and_save(self, item: Item, prediction: np.ndarray | None) -> Slot | None:
+        frame, video = item.frame, self.outputs.video
+        slot = None
+        if item.rect is not None or video is not None:
+            slot = self._slots.take(self.stop)
+            assert isinstance(slot, Slot)
         if item.rect is not None:
-            assert item.crop is not None and prediction is not None
-            out = self._frames.take(self.stop)
-            assert isinstance(out, np.ndarray)
+            assert item.crop is not None and prediction is not None and slot is not None
             spec = self.plan.job
             with self.tracer.span("composite", item.index):
                 frame = composite(item.frame, item.crop, prediction, item.rect, spec.model, spec.composite,
-                                  out=out)
+                                  out=slot.frame)
         if self.outputs.images is not None:
             with self.tracer.span("write_image", item.index):
                 self.outputs.images.write(item.index, frame)
-        return frame
+        if video is not None:
+            assert slot is not None and slot.video is not None
+            with self.tracer.span("write_video", item.index):
+                convert_frame(frame, video.width, video.height, slot.video)
+        return slot
 
     def _write_stage(self) -> None:
         video = self.outputs.video
         while (entry := get(self._finished, self.stop)) is not None:
             item, future = entry
-            frame = _result(future, self.stop)
+            slot = _result(future, self.stop)
             if video is not None:
+                assert slot is not None and slot.video is not None
                 try:
                     with self.tracer.span("write_video", item.index):
-                        video.write(frame)
+                        video.write_converted(slot.video)
                 except Exception as exc:
                     raise StageError("write", f"frame {item.index}", exc) from exc
-            if item.rect is not None:
-                self._frames.give(frame)
+            if slot is not None:
+                self._slots.give(slot)
             if item.index + 1 == self.visits[item.visit].stop:
                 self.preloader.release(item.visit)
             self.tracer.add("latency", item.born, time.perf_counter(), item.index)
             self.observer.frame_done(item.index)
 
 
-def _result(future: Future[np.ndarray], stop: threading.Event) -> np.ndarray:
+def _result(future: Future[Slot | None], stop: threading.Event) -> Slot | None:
     while True:
         try:
             return future.result(timeout=POLL)
@@ -334,13 +399,15 @@ def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None
     """
     memory = PeakMemory()
     with open_plan(job) as plan:
-        model = plan.open_model()
-        settings = Settings.resolve(job, plan, model)
+        lanes = plan.open_lanes()
+        settings = Settings.resolve(job, plan, lanes[0])
         cached = settings.chunk * frame_bytes(plan.source.width, plan.source.height, job.model.crop)
         log.info("cache: %d of %d template frames per chunk (%d MB%s)", settings.chunk, plan.source.count,
                  cached // 10**6, "" if settings.chunk >= plan.source.count else " per slot, two slots")
+        log.info("model: %s, batch %d; %d composite workers", model_layout(job).text(), settings.batch,
+                 settings.workers)
         began = time.perf_counter()
         with one_opencv_thread(), open_outputs(plan, resume) as outputs:
-            Pipeline(plan, model, outputs, settings, observer, tracer).run()
+            Pipeline(plan, lanes, outputs, settings, observer, tracer).run()
         seconds = time.perf_counter() - began
     return RenderStats(frames=plan.count - outputs.start, seconds=seconds, peak_rss=memory.peak)

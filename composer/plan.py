@@ -13,7 +13,7 @@ import numpy as np
 from composer.errors import JobError
 from composer.features import feature_window, load_features
 from composer.job import Job
-from composer.model import Model
+from composer.model import Model, expects_accelerator
 from composer.rects import Rects, load_rects
 from composer.schedule import schedule
 from composer.sources import TemplateSource, open_template
@@ -43,15 +43,24 @@ class Plan:
             return None
         return feature_window(self.features, i, self.job.features.window)
 
-    def open_model(self) -> Model:
-        """The job's model, checked against the features, with its share of the cores."""
+    def open_model(self, threads: int | None = None) -> Model:
+        """The job's model, checked against the features, on ``threads`` intra-op threads.
+
+        ``threads`` None: ``[run] threads``, else every usable core (one session doing all the work, as the
+        reference loop and the seed designs run it).
+        """
         features = self.job.features
         return Model(
             self.job.model,
             feature_row_shape=tuple(self.features.shape[1:]) if self.features is not None else None,
             window=features.window if features is not None else 1,
-            threads=model_threads(self.job),
+            threads=threads or self.job.run.threads or usable_cores(),
         )
+
+    def open_lanes(self) -> list[Model]:
+        """One model session per lane of :func:`model_layout`, each on its share of the cores."""
+        layout = model_layout(self.job)
+        return [self.open_model(layout.threads) for _ in range(layout.lanes)]
 
 
 def usable_cores() -> int:
@@ -59,13 +68,32 @@ def usable_cores() -> int:
     return max(1, int(joblib.cpu_count()))
 
 
-def model_threads(job: Job) -> int:
-    """ONNX Runtime intra-op threads: ``[run] threads``, else every usable core.
+@dataclass(frozen=True)
+class ModelLayout:
+    """How the processor runs the model: ``lanes`` sessions side by side, ``threads`` intra-op threads each."""
 
-    The intra-op threads do not spin while idle, so the composite workers get the cores whenever the model
-    waits for its next batch.
+    lanes: int
+    threads: int
+    accelerated: bool  # the first provider asked for is an accelerator
+
+    def text(self) -> str:
+        return f"{self.lanes} lane{'s' * (self.lanes > 1)} x {self.threads} thread{'s' * (self.threads > 1)}"
+
+
+def model_layout(job: Job) -> ModelLayout:
+    """Model lanes and intra-op threads: ``[run] lanes`` / ``threads``, else chosen from the provider and cores.
+
+    On a CPU the default is two lanes (fewer on one core), each with its share of the cores. A session's
+    intra-op threads meet at a barrier after every operator, so when a composite, image or encoder thread
+    takes one of their cores the others wait; two sessions on one thread each never wait for each other and
+    keep every core busy (measured on 2 cores: see README, "Defaults"). More lanes would each keep a
+    model-sized memory arena. An accelerator gets one lane: the model thread only waits on the device there.
     """
-    return job.run.threads or usable_cores()
+    cores = usable_cores()
+    accelerated = expects_accelerator(job.model.provider)
+    lanes = job.run.lanes or (1 if accelerated else min(2, cores))
+    threads = job.run.threads or max(1, cores // lanes)
+    return ModelLayout(lanes, threads, accelerated)
 
 
 @contextlib.contextmanager

@@ -43,7 +43,7 @@ from composer.errors import JobError
 from composer.features import feature_window, load_features
 from composer.job import Job
 from composer.model import Model
-from composer.plan import model_threads, open_plan, usable_cores
+from composer.plan import model_layout, open_plan, usable_cores
 from composer.preload import frame_bytes
 from composer.prepare import crop_region, fill_image, image_channels
 from composer.sources import open_template
@@ -250,8 +250,8 @@ class Profile:
                          f"bound = {b.fps:.1f} fps (set by the {b.limit})")
         p50, p95, p99 = r.latency_ms
         lines += [
-            f"processor (batch {s['batch']}, {s['workers']} workers, {s['threads']} model threads, "
-            f"chunk {s['chunk']}): {r.frames} frames in {r.seconds:.2f} s = {r.fps:.1f} fps",
+            f"processor (batch {s['batch']}, {s['workers']} workers, model {s['lanes']} lanes x {s['threads']} "
+            f"threads, chunk {s['chunk']}): {r.frames} frames in {r.seconds:.2f} s = {r.fps:.1f} fps",
             f"efficiency {self.efficiency:.2f} (fps / bound), peak RSS {r.peak_rss / _MIB:.0f} MiB, "
             f"latency p50 {p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms",
         ]
@@ -507,8 +507,9 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None) -> Measure
                                 f"{n} frames, libx264 {output.preset} crf {output.crf}"))
         settings = Settings.resolve(job, plan, model)
         memory = Memory(width, height, spec.crop, spec.window, settings.chunk, plan.source.count)
-        run = {"batch": settings.batch, "workers": settings.workers, "threads": model_threads(job),
-               "chunk": settings.chunk}
+        layout = model_layout(job)
+        run = {"batch": settings.batch, "workers": settings.workers, "lanes": layout.lanes,
+               "threads": layout.threads, "chunk": settings.chunk}
         return Measurement(n, len(needed), (width, height), model.provider, tuple(stages), memory, run)
 
 
