@@ -53,14 +53,26 @@ class SegmentedVideoSink:
 
     def write(self, frame: np.ndarray) -> None:
         """Encode the next frame; a segment that fills up is finished and kept."""
+        self._next_part().write(frame)
+        self._written()
+
+    def write_converted(self, i420: np.ndarray) -> None:
+        """Encode the next frame, converted by :func:`composer.writers.convert_frame`."""
+        self._next_part().write_converted(i420)
+        self._written()
+
+    def _next_part(self) -> VideoSink:
         if self._part is None:
             index = self.frames_written // self.segment
             self._part = VideoSink(part_path(self.folder, index), self.fps, self.width, self.height,
                                    crf=self.crf, preset=self.preset)
-        self._part.write(frame)
+        return self._part
+
+    def _written(self) -> None:
         self.frames_written += 1
         if self.frames_written % self.segment == 0:
             part, self._part = self._part, None
+            assert part is not None
             part.close()
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 from composer.colour import bgr_to_i420_bt709
 from composer.errors import JobError, OutputError
 
-__all__ = ["ImageFolderSink", "VideoSink"]
+__all__ = ["ImageFolderSink", "VideoSink", "convert_frame", "converted_shape"]
 
 _STALE_TEMP = re.compile(r"^\.\d{6,}\.(png|jpg)\.tmp$")
 # The colours of bgr_to_i420_bt709, as codec options: x264 writes them into the stream's VUI and the mp4
@@ -99,6 +99,28 @@ class ImageFolderSink:
         self.close()
 
 
+def converted_shape(width: int, height: int) -> tuple[int, int]:
+    """Shape of a ``width`` x ``height`` frame converted by :func:`convert_frame`."""
+    return (height + height % 2) * 3 // 2, width + width % 2
+
+
+def convert_frame(frame: np.ndarray, width: int, height: int, out: np.ndarray | None = None) -> np.ndarray:
+    """A BGR frame as the encoder takes it: BT.709 I420, odd sides padded to even. Safe on any thread.
+
+    Converting here costs a fraction of PyAV's (swscale) bgr24 -> yuv420p reformat, and the processor does it
+    on its composite workers rather than on the one thread that feeds the encoder.
+
+    Raises:
+        ValueError: The frame is not ``height`` x ``width`` x 3.
+    """
+    if frame.shape != (height, width, 3):
+        raise ValueError(f"frame is {frame.shape}, expected {(height, width, 3)}")
+    if width % 2 or height % 2:
+        # Replicating the last column/row keeps the edge colours intact where 4:2:0 subsamples them.
+        frame = cv2.copyMakeBorder(frame, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
+    return bgr_to_i420_bt709(frame, out)
+
+
 class VideoSink:
     """Encodes frames into an H.264 (libx264, yuv420p) mp4, with the audio of another file if given.
 
@@ -145,7 +167,7 @@ class VideoSink:
         self.frames_written = 0
         self._temp = self.path.parent / f".{self.path.name}.partial.mp4"
         # Reused for every frame; PyAV copies it into its own frame.
-        self._i420 = np.empty(((height + height % 2) * 3 // 2, width + width % 2), np.uint8)
+        self._i420 = np.empty(converted_shape(width, height), np.uint8)
         # The audio is checked first so that a bad file is reported before any frame is rendered.
         self._audio = _AudioTrack(Path(audio)) if audio is not None else None
         try:
@@ -183,13 +205,19 @@ class VideoSink:
         Raises:
             OutputError: The encoder or the file failed.
         """
-        if frame.shape != (self.height, self.width, 3):
-            raise ValueError(f"{self.path}: frame is {frame.shape}, expected {(self.height, self.width, 3)}")
-        if self.width % 2 or self.height % 2:
-            # Replicating the last column/row keeps the edge colours intact where 4:2:0 subsamples them.
-            frame = cv2.copyMakeBorder(frame, 0, self.height % 2, 0, self.width % 2, cv2.BORDER_REPLICATE)
-        # Converting here costs a fraction of PyAV's (swscale) bgr24 -> yuv420p reformat.
-        video_frame = av.VideoFrame.from_ndarray(bgr_to_i420_bt709(frame, self._i420), format="yuv420p")
+        try:
+            converted = convert_frame(frame, self.width, self.height, self._i420)
+        except ValueError as exc:
+            raise ValueError(f"{self.path}: {exc}") from None
+        self.write_converted(converted)
+
+    def write_converted(self, i420: np.ndarray) -> None:
+        """Encodes the next frame, already converted by :func:`convert_frame`. Call from one thread.
+
+        Raises:
+            OutputError: The encoder or the file failed.
+        """
+        video_frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
         video_frame.pts = self.frames_written
         try:
             self._container.mux(self._stream.encode(video_frame))

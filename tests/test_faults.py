@@ -101,7 +101,7 @@ def test_image_writer_failure(monkeypatch, job, tmp_path, at):
 
 @pytest.mark.parametrize("at", [0, 20, OUTPUTS - 1])
 def test_video_writer_failure(monkeypatch, job, tmp_path, at):
-    _fail_at(monkeypatch, VideoSink, "write", at, OutputError("result.mp4: No space left on device"))
+    _fail_at(monkeypatch, VideoSink, "write_converted", at, OutputError("result.mp4: No space left on device"))
     _run_and_check(job, OutputError, tmp_path, "write")
 
 
