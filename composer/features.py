@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,21 @@ def load_features(path: Path) -> np.ndarray:
             if not np.isfinite(block).all():
                 rows = np.flatnonzero(~np.isfinite(block.reshape(len(block), -1)).all(axis=1))
                 raise JobError(f"{path}: row {start + int(rows[0])} holds NaN or infinite values")
+    release(array)
     return array
+
+
+def release(features: np.ndarray) -> None:
+    """Drop a memory-mapped array's pages from the process's resident memory.
+
+    Pages of a mapped file stay resident once read, so a long features file would otherwise add to the
+    process's memory as the render reads through it. Pages touched again are mapped back from the page cache.
+    Does nothing for an array in ordinary memory, or where the platform lacks ``madvise``.
+    """
+    mapping = getattr(features, "_mmap", None)
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if isinstance(mapping, mmap.mmap) and advice is not None and hasattr(mapping, "madvise"):
+        mapping.madvise(advice)
 
 
 def feature_window(features: np.ndarray, i: int, window: int) -> np.ndarray:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import queue
 import threading
 import time
@@ -37,7 +38,7 @@ import psutil
 
 from composer.composite import composite
 from composer.errors import OutputError, StageError
-from composer.features import feature_window
+from composer.features import feature_window, release
 from composer.job import Job
 from composer.model import Model
 from composer.observer import NullObserver, Observer, PeakMemory, RenderStats
@@ -51,6 +52,7 @@ from composer.writers import convert_frame, converted_shape
 
 log = logging.getLogger("composer")
 _MAX_ITEMS = 64  # frames per batch at most, so long runs of pass-through frames keep flowing
+_RELEASE_FEATURES = 500  # output frames between releases of the features file's pages (flat memory)
 
 
 @dataclass(frozen=True)
@@ -137,17 +139,72 @@ class Settings:
     depth: int = 2  # batches queued between batcher and model lanes
 
     @classmethod
-    def resolve(cls, job: Job, plan: Plan, model: Model) -> Settings:
-        """Batch from the model (fixed) or the job; chunk from ``[run] chunk`` or the memory budget."""
+    def resolve(cls, job: Job, plan: Plan, model: Model, lanes: int = 1, held: int = 0) -> Settings:
+        """Batch from the model (fixed) or the job; chunk from ``[run] chunk`` or the memory it may take.
+
+        ``[run] memory_budget`` bounds the whole render: the cache gets what is left of it once the process as
+        it stands (``held`` bytes: interpreter, libraries and the warmed-up model sessions) and the
+        processor's working buffers (:func:`working_bytes`) are counted. Without it the cache may take
+        ``memory_fraction`` of the memory available now.
+        """
         run = job.run
         frames = plan.source.count
+        batch = model.batch_size(run.batch)
         if run.chunk is not None:
             chunk = min(run.chunk, frames)
         else:
-            budget = run.memory_budget or int(psutil.virtual_memory().available * run.memory_fraction)
             per_frame = frame_bytes(plan.source.width, plan.source.height, job.model.crop)
-            chunk = chunk_size(budget, per_frame, frames)
-        return cls(batch=model.batch_size(run.batch), workers=run.workers, chunk=chunk)
+            if run.memory_budget is not None:
+                budget = run.memory_budget - held - working_bytes(plan, model, batch, run.workers, lanes)
+                if budget < 2 * per_frame:
+                    log.warning("memory_budget %d MB: the model and the working buffers already take %d MB; "
+                                "caching one template frame at a time", run.memory_budget // 10**6,
+                                (run.memory_budget - budget) // 10**6)
+            else:
+                budget = int(psutil.virtual_memory().available * run.memory_fraction)
+            chunk = chunk_size(max(0, budget), per_frame, frames)
+        return cls(batch=batch, workers=run.workers, chunk=chunk)
+
+
+def slot_count(batch: int, workers: int) -> int:
+    """Output slots the processor keeps: every frame that can be in flight at once has one (the writer's
+    queue, the frame being written, and a batch the lane at the turnstile is handing out)."""
+    return _in_flight(batch, workers) + batch + 2
+
+
+def _in_flight(batch: int, workers: int) -> int:
+    return 2 * batch + workers
+
+
+def input_count(lanes: int, depth: int) -> int:
+    """Model input buffers: one per queued batch, one per lane inferring, and one the batcher fills."""
+    return depth + lanes + 1
+
+
+ENCODER_FRAMES = 48  # x264 (veryfast, auto threads) holds about this many frames' worth of memory at 1280x720
+
+
+def working_bytes(plan: Plan, model: Model, batch: int, workers: int, lanes: int,
+                  depth: int = Settings.depth) -> int:
+    """Bytes the processor's buffers take besides the cache: output slots, model inputs and outputs, encoder."""
+    width, height, spec = plan.source.width, plan.source.height, plan.job.model
+    frame = 3 * width * height
+    slot = frame + (frame // 2 if plan.job.output.video is not None else 0)
+    sample = 4 * (image_channels(spec) * spec.window**2 + math.prod(model.inputs.feature_shape or (0,)))
+    predictions = 4 * 3 * spec.window**2 * batch * lanes
+    encoder = ENCODER_FRAMES * frame if plan.job.output.video is not None else 0
+    return slot_count(batch, workers) * slot + input_count(lanes, depth) * batch * sample + predictions + encoder
+
+
+def warm_up(lanes: Sequence[Model], batch: int) -> None:
+    """Run each lane once on a batch of zeros, so ONNX Runtime's arenas reach their working size now: before
+    the memory left for the cache is measured, and outside the render's time."""
+    for model in lanes:
+        inputs = model.inputs
+        features = None
+        if inputs.feature_shape is not None:
+            features = np.zeros((batch, *inputs.feature_shape), np.float32)
+        model.run(np.zeros((batch, *inputs.image_shape), np.float32), features)
 
 
 class Pipeline:
@@ -179,13 +236,11 @@ class Pipeline:
         self._turnstile = Turnstile(self.stop)
         self._lanes_left = len(self.lanes)  # lanes still running; the last one closes the writer's queue
         self._lanes_lock = threading.Lock()
-        in_flight = 2 * settings.batch + settings.workers
-        self._finished: queue.Queue[tuple[Item, Future[Slot | None]] | None] = queue.Queue(maxsize=in_flight)
-        # One input buffer per queued batch, per lane inferring, and one the batcher fills.
-        self._inputs = Pool([self._new_inputs() for _ in range(settings.depth + len(self.lanes) + 1)])
-        # Every frame that can be in flight at once has a slot: the writer queue, the one being written, and a
-        # batch the lane at the turnstile is handing out. Reusing them keeps pages warm (no fresh-page faults).
-        self._slots = Pool([self._new_slot() for _ in range(in_flight + settings.batch + 2)])
+        self._finished: queue.Queue[tuple[Item, Future[Slot | None]] | None] = queue.Queue(
+            maxsize=_in_flight(settings.batch, settings.workers))
+        self._inputs = Pool([self._new_inputs() for _ in range(input_count(len(self.lanes), settings.depth))])
+        # Reusing the output slots keeps their pages warm (no fresh-page faults).
+        self._slots = Pool([self._new_slot() for _ in range(slot_count(settings.batch, settings.workers))])
 
     def _new_slot(self) -> Slot:
         width, height = self.plan.source.width, self.plan.source.height
@@ -267,6 +322,8 @@ class Pipeline:
                                 inputs.features.shape[1:])
                     count += 1
                 items.append(Item(i, v, time.perf_counter(), chunk.frames[local], crop, rect))
+                if plan.features is not None and i % _RELEASE_FEATURES == 0:
+                    release(plan.features)
                 if count == self.settings.batch or len(items) >= _MAX_ITEMS:
                     put(self._batches, self._batch(items, inputs, count), stop)
                     items, inputs, count = [], None, 0
@@ -400,7 +457,8 @@ def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None
     memory = PeakMemory()
     with open_plan(job) as plan:
         lanes = plan.open_lanes()
-        settings = Settings.resolve(job, plan, lanes[0])
+        warm_up(lanes, lanes[0].batch_size(job.run.batch))
+        settings = Settings.resolve(job, plan, lanes[0], len(lanes), held=psutil.Process().memory_info().rss)
         cached = settings.chunk * frame_bytes(plan.source.width, plan.source.height, job.model.crop)
         log.info("cache: %d of %d template frames per chunk (%d MB%s)", settings.chunk, plan.source.count,
                  cached // 10**6, "" if settings.chunk >= plan.source.count else " per slot, two slots")

@@ -24,7 +24,11 @@ class Boom(RuntimeError):
 
 
 def _fail_at(monkeypatch, owner, name, at, error):
-    """Make ``owner.name`` raise ``error`` on its call number ``at`` (0-based)."""
+    """Make ``owner.name`` raise ``error`` on its call number ``at`` (0-based) of the render.
+
+    Model calls are counted from the first frame: the warm-up before it is left out."""
+    if (owner, name) == (Model, "run"):
+        monkeypatch.setattr(pipeline, "warm_up", lambda lanes, batch: None)
     original = getattr(owner, name)
     calls = {"n": 0}
 
@@ -103,6 +107,15 @@ def test_image_writer_failure(monkeypatch, job, tmp_path, at):
 def test_video_writer_failure(monkeypatch, job, tmp_path, at):
     _fail_at(monkeypatch, VideoSink, "write_converted", at, OutputError("result.mp4: No space left on device"))
     _run_and_check(job, OutputError, tmp_path, "write")
+
+
+def test_warm_up_failure_stops_before_any_output(monkeypatch, job, tmp_path):
+    """A model that fails on its warm-up batch is reported before a thread starts or a file is written."""
+    monkeypatch.setattr(Model, "run", lambda *args: (_ for _ in ()).throw(ModelError("model.onnx: bad")))
+    with pytest.raises(ModelError, match="model.onnx: bad"):
+        pipeline.render(job)
+    assert not _composer_threads()
+    assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob(".*parts"))
 
 
 def test_slow_writer_backpressure_keeps_memory_bounded(monkeypatch, job, tmp_path):

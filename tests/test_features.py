@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import mmap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from composer.errors import JobError
-from composer.features import feature_window, load_features
+from composer.features import feature_window, load_features, release
 
 
 def _rows(count: int, *shape: int) -> np.ndarray:
@@ -155,3 +156,23 @@ def test_load_refuses_a_file_that_is_not_npy(tmp_path):
     path.write_bytes(b"not an npy file at all" * 4)
     with pytest.raises(JobError, match="f.npy"):
         load_features(path)
+
+
+def test_released_pages_leave_resident_memory_and_read_back(tmp_path):
+    """A long features file read through does not stay in the process's memory once released."""
+    psutil = pytest.importorskip("psutil")
+    if not hasattr(mmap.mmap, "madvise"):
+        pytest.skip("no madvise on this platform")
+    rows = np.random.default_rng(0).random((20_000, 1024), dtype=np.float32)  # 82 MB
+    np.save(tmp_path / "f.npy", rows)
+    features = load_features(tmp_path / "f.npy")
+    process = psutil.Process()
+    before = process.memory_info().rss
+    total = float(features.sum(dtype=np.float64))  # reads every page of the mapping
+    touched = process.memory_info().rss
+    release(features)
+    released = process.memory_info().rss
+    assert touched - before > 60 * 2**20
+    assert touched - released > 60 * 2**20
+    np.testing.assert_array_equal(features[12_345], rows[12_345])  # read back after the release
+    assert total == pytest.approx(float(rows.sum(dtype=np.float64)))
