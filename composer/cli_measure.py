@@ -152,8 +152,10 @@ def profile(job_file: Path, frames: int, batch: int | None, workers: int | None,
               help="Batch sizes, comma-separated.")
 @click.option("--workers", "workers", callback=_int_list, default="1,2,4", show_default=True,
               help="Composite worker counts, comma-separated.")
+@click.option("--lanes", "lanes", callback=_int_list, default=None,
+              help="Model lane counts (sessions side by side), comma-separated [default: the job's run.lanes].")
 @click.option("--threads", "threads", callback=_int_list, default=None,
-              help="Model intra-op thread counts, comma-separated [default: the job's run.threads].")
+              help="Intra-op threads per lane, comma-separated [default: the job's run.threads].")
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="Renders per point.")
 @_frames_option
 @_set_option
@@ -164,10 +166,10 @@ def profile(job_file: Path, frames: int, batch: int | None, workers: int | None,
               help="Heat map PNG [default with --report: results/SECTION.png beside the report].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar (there is none unless stderr is a terminal).")
 @_reports_errors
-def sweep(job_file: Path, batches: tuple[int, ...], workers: tuple[int, ...], threads: tuple[int, ...] | None,
-           repeats: int, frames: int, settings: tuple[str, ...], as_json: bool, report: Path | None, section: str,
-           picture: Path | None, quiet: bool) -> None:
-    """Render JOB over a grid of batch sizes, workers (and model threads), each point repeated.
+def sweep(job_file: Path, batches: tuple[int, ...], workers: tuple[int, ...], lanes: tuple[int, ...] | None,
+           threads: tuple[int, ...] | None, repeats: int, frames: int, settings: tuple[str, ...], as_json: bool,
+           report: Path | None, section: str, picture: Path | None, quiet: bool) -> None:
+    """Render JOB over a grid of batch sizes, workers (and model lanes and threads), each point repeated.
 
     Prints a table of the median fps (with its range), p95 latency and peak RSS per point and the best point;
     with --report, writes it as a section of a Markdown file with a heat map and the machine it ran on.
@@ -177,7 +179,8 @@ def sweep(job_file: Path, batches: tuple[int, ...], workers: tuple[int, ...], th
 
     job = _load(job_file, None, None, settings)
     progress = not quiet and sys.stderr.isatty()
-    result = run_sweep(job, batches, workers, threads or (None,), repeats, frames, progress=progress)
+    result = run_sweep(job, batches, workers, threads or (None,), repeats, frames, progress=progress,
+                       lanes=lanes or (None,))
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.text())
     if picture is None and report is not None:
         picture = report.parent / "results" / f"{section}.png"

@@ -1,4 +1,5 @@
-"""``composer sweep``: the processor's speed over a grid of batch sizes, composite workers and model threads.
+"""``composer sweep``: the processor's speed over a grid of batch sizes, composite workers and model lanes and
+threads.
 
 Every point of the grid renders the same frames (the job cut to ``frames`` output frames, written to a
 scratch folder) ``repeats`` times. Runs go round the whole grid once per repeat rather than repeating a
@@ -26,7 +27,7 @@ import numpy as np
 from composer.errors import JobError, OutputError
 from composer.job import Job
 from composer.machine import Machine, describe_machine
-from composer.plan import usable_cores
+from composer.plan import model_layout
 from composer.profile import DEFAULT_FRAMES, scratch_folder, trial_job
 from composer.timeline import have_matplotlib
 from composer.trace import Tracer
@@ -38,17 +39,18 @@ _MIB = 2**20
 
 @dataclass(frozen=True)
 class Point:
-    """One setting of the grid; ``threads`` None keeps the job's own (``auto``: every usable core)."""
+    """One setting of the grid: batch, composite workers, and the model's lanes x intra-op threads per lane."""
 
     batch: int
     workers: int
-    threads: int | None = None
+    lanes: int = 1
+    threads: int = 1
 
-    def threads_label(self) -> str:
-        return str(self.threads) if self.threads is not None else f"auto ({usable_cores()})"
+    def model_label(self) -> str:
+        return f"{self.lanes} x {self.threads}"
 
     def label(self) -> str:
-        return f"batch {self.batch}, {self.workers} workers, {self.threads_label()} model threads"
+        return f"batch {self.batch}, {self.workers} workers, model {self.model_label()} (lanes x threads)"
 
 
 @dataclass(frozen=True)
@@ -108,11 +110,11 @@ class Sweep:
         for r in self.results:
             low, high = r.fps_range
             mark = " *" if r is best else ""
-            rows.append((str(r.point.batch), str(r.point.workers), r.point.threads_label(), f"{r.fps:.1f}{mark}",
+            rows.append((str(r.point.batch), str(r.point.workers), r.point.model_label(), f"{r.fps:.1f}{mark}",
                          f"{low:.1f}-{high:.1f}", f"{r.p95_ms:.0f}", f"{r.peak_rss / _MIB:.0f}"))
         return rows
 
-    _HEADER = ("batch", "workers", "model threads", "fps median", "fps min-max", "p95 latency ms",
+    _HEADER = ("batch", "workers", "model lanes x threads", "fps median", "fps min-max", "p95 latency ms",
                "peak RSS MiB")
 
     def text(self) -> str:
@@ -143,26 +145,29 @@ class Sweep:
         return {
             "job": str(self.job), "frames": self.frames, "repeats": self.repeats,
             "points": [
-                {"batch": r.point.batch, "workers": r.point.workers, "threads": r.point.threads,
+                {"batch": r.point.batch, "workers": r.point.workers, "lanes": r.point.lanes,
+                 "threads": r.point.threads,
                  "fps": r.fps, "fps_min": r.fps_range[0], "fps_max": r.fps_range[1], "p95_ms": r.p95_ms,
                  "peak_rss_mb": r.peak_rss / _MIB, "runs": [t.fps for t in r.trials]}
                 for r in self.results
             ],
             "best": {"batch": self.best.point.batch, "workers": self.best.point.workers,
-                     "threads": self.best.point.threads, "fps": self.best.fps},
+                     "lanes": self.best.point.lanes, "threads": self.best.point.threads, "fps": self.best.fps},
             "machine": self.machine.to_json(),
         }
 
 
 def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads: Sequence[int | None] = (None,),
-              repeats: int = 3, frames: int | None = DEFAULT_FRAMES, progress: bool = False) -> Sweep:
-    """Render ``job`` at every point of batches x workers x threads, ``repeats`` times each.
+              repeats: int = 3, frames: int | None = DEFAULT_FRAMES, progress: bool = False,
+              lanes: Sequence[int | None] = (None,)) -> Sweep:
+    """Render ``job`` at every point of batches x workers x lanes x threads, ``repeats`` times each.
 
     Args:
         job: the job; its outputs are not touched (renders go to a scratch folder).
         batches: frames per model call.
         workers: composite threads.
-        threads: model intra-op threads (None: the job's own setting).
+        threads: model intra-op threads per lane (None: the job's own setting, else the default).
+        lanes: model sessions side by side (None: the job's own setting, else the default).
         repeats: renders per point.
         frames: output frames per render (all of the job's when None or without features).
         progress: show a progress bar over the runs.
@@ -175,11 +180,14 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
 
     from composer.pipeline import render
 
-    if not batches or not workers or not threads or repeats < 1:
+    if not batches or not workers or not threads or not lanes or repeats < 1:
         raise JobError("sweep: every axis needs at least one value, and repeats at least 1")
-    if min(batches) < 1 or min(workers) < 1 or min((t for t in threads if t is not None), default=1) < 1:
-        raise JobError("sweep: batch, workers and threads must be at least 1")
-    points = [Point(b, w, t) for b, w, t in itertools.product(batches, workers, threads)]
+    given = [*batches, *workers, *(t for t in threads if t is not None), *(n for n in lanes if n is not None)]
+    if min(given) < 1:
+        raise JobError("sweep: batch, workers, lanes and threads must be at least 1")
+    layouts = [model_layout(job.with_run(lanes=n, threads=t)) for n, t in itertools.product(lanes, threads)]
+    points = list(dict.fromkeys(Point(b, w, m.lanes, m.threads)
+                                for b, w, m in itertools.product(batches, workers, layouts)))
     trials: dict[Point, list[Trial]] = {p: [] for p in points}
     count = 0
     with scratch_folder(job) as folder, tqdm(total=len(points) * repeats, desc="sweep", unit="run",
@@ -187,10 +195,10 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
         trial = trial_job(job, frames, folder / "run")
         for _ in range(repeats):
             for point in points:
-                bar.set_postfix_str(f"b{point.batch} w{point.workers} t{point.threads or 'auto'}")
+                bar.set_postfix_str(f"b{point.batch} w{point.workers} m{point.model_label()}")
                 tracer = Tracer()
-                stats = render(trial.with_run(batch=point.batch, workers=point.workers, threads=point.threads),
-                               tracer=tracer)
+                stats = render(trial.with_run(batch=point.batch, workers=point.workers, lanes=point.lanes,
+                                              threads=point.threads), tracer=tracer)
                 latencies = [1000 * (s.end - s.start) for s in tracer.of("latency")]
                 p95 = float(np.percentile(latencies, 95)) if latencies else math.nan
                 trials[point].append(Trial(stats.fps, p95, stats.peak_rss))
@@ -201,7 +209,7 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
 
 
 def draw_heatmap(sweep: Sweep, path: Path) -> Path | None:
-    """Draw the median fps over batch x workers (one panel per thread count) as a PNG.
+    """Draw the median fps over batch x workers (one panel per model layout, lanes x threads) as a PNG.
 
     Returns ``path``, or None when matplotlib is missing.
 
@@ -215,8 +223,8 @@ def draw_heatmap(sweep: Sweep, path: Path) -> Path | None:
 
     batches = sorted({r.point.batch for r in sweep.results})
     workers = sorted({r.point.workers for r in sweep.results})
-    threads = list(dict.fromkeys(r.point.threads for r in sweep.results))
-    fps = {(r.point.batch, r.point.workers, r.point.threads): r.fps for r in sweep.results}
+    threads = list(dict.fromkeys(r.point.model_label() for r in sweep.results))
+    fps = {(r.point.batch, r.point.workers, r.point.model_label()): r.fps for r in sweep.results}
     top = max(fps.values())
     figure = Figure(figsize=(1.2 + 1.3 * len(workers) * len(threads) + 0.8, 1.4 + 0.6 * len(batches)), dpi=110)
     FigureCanvasAgg(figure)
@@ -234,10 +242,10 @@ def draw_heatmap(sweep: Sweep, path: Path) -> Path | None:
         ax.set_xlabel("composite workers")
         ax.set_ylabel("batch")
         if len(threads) > 1:
-            ax.set_title(f"model threads: {t if t is not None else 'auto'}", fontsize=10)
+            ax.set_title(f"model lanes x threads: {t}", fontsize=10)
     if image is not None:
         figure.colorbar(image, ax=list(axes), label="median fps")
-    threads_note = "" if len(threads) > 1 else f", model threads {threads[0] if threads[0] is not None else 'auto'}"
+    threads_note = "" if len(threads) > 1 else f", model lanes x threads {threads[0]}"
     figure.suptitle(f"{Path(sweep.job).parent.name}/{Path(sweep.job).name}: median fps over {sweep.repeats} runs "
                     f"of {sweep.frames} frames{threads_note}", fontsize=10,
                     y=1.12 if len(threads) > 1 else 1.04)  # above the panels' own titles

@@ -36,13 +36,14 @@ def test_two_by_two_grid_writes_a_report_section(make_job, tmp_path):
     assert report.read_text().count("<!-- composer:sweep -->") == 1
 
 
-def test_json_and_threads_axis(make_job):
+def test_json_and_model_axes(make_job):
     job_file = make_job()
-    result = CliRunner().invoke(sweep, [str(job_file), "--batch", "2", "--workers", "1", "--threads", "1,2",
-                                        "--repeats", "2", "-n", "6", "-q", "--json"])
+    result = CliRunner().invoke(sweep, [str(job_file), "--batch", "2", "--workers", "1", "--lanes", "1,2",
+                                        "--threads", "1,2", "--repeats", "2", "-n", "6", "-q", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert [(p["batch"], p["workers"], p["threads"]) for p in data["points"]] == [(2, 1, 1), (2, 1, 2)]
+    assert [(p["batch"], p["workers"], p["lanes"], p["threads"]) for p in data["points"]] == [
+        (2, 1, 1, 1), (2, 1, 1, 2), (2, 1, 2, 1), (2, 1, 2, 2)]
     for point in data["points"]:
         assert len(point["runs"]) == 2
         assert point["fps_min"] <= point["fps"] <= point["fps_max"]
