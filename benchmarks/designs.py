@@ -42,7 +42,7 @@ from composer.composite import composite
 from composer.features import feature_window
 from composer.job import Job
 from composer.model import Model
-from composer.plan import open_plan
+from composer.plan import ACCELERATOR_BATCH, CPU_BATCH, model_layout, open_plan, run_workers
 from composer.prepare import crop_region, model_image
 from composer.rects import Rects, load_rects
 from composer.sources import TemplateSource, open_template
@@ -301,7 +301,11 @@ DESIGNS: dict[str, Design] = {
 def label(name: str, job: Job | None = None) -> str:
     """A design's name in a report."""
     if name == "composer":
-        run = "" if job is None else f" (batch {job.run.batch}, {job.run.workers} workers)"
+        run = ""
+        if job is not None:
+            layout = model_layout(job)
+            batch = job.run.batch or (ACCELERATOR_BATCH if layout.accelerated else CPU_BATCH)
+            run = f" (batch {batch}, {run_workers(job)} workers, model {layout.text()})"
         return f"composer{run}"
     return {
         "reference": "reference loop (sequential, RAM)",

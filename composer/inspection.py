@@ -127,7 +127,7 @@ def _fit_lines(job: Job, model: Model) -> list[str]:
             f"feature rows per frame"
         )
     if model.inputs.batch is None:
-        lines.append(f"batch: dynamic (run.batch = {job.run.batch} frames per call)")
+        lines.append(f"batch: dynamic (run.batch = {job.run.batch or 'auto'} frames per call)")
     else:
         lines.append(f"batch: fixed at {model.inputs.batch} (run.batch is ignored; the last batch is padded)")
     window = f"{_dim_text(image_shape[2])} x {_dim_text(image_shape[3])}"

@@ -90,8 +90,8 @@ class OutputSpec:
 class RunSpec:
     """How the processor runs: sizes of batches, pools and the cache."""
 
-    batch: int = 4
-    workers: int = 4
+    batch: int | None = None  # None: from the provider (composer.plan.run_batch)
+    workers: int | None = None  # None: the usable cores (composer.plan.run_workers)
     chunk: int | None = None  # None: chosen from available memory
     memory_fraction: float = 0.5
     memory_budget: int | None = None  # bytes; overrides memory_fraction when set
@@ -286,8 +286,8 @@ _SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "preset": (_string, False),
     },
     "run": {
-        "batch": (_int(1), False),
-        "workers": (_int(1), False),
+        "batch": (_auto_or(_int(1)), False),
+        "workers": (_auto_or(_int(1)), False),
         "chunk": (_auto_or(_int(1)), False),
         "memory_fraction": (_fraction_01, False),
         "memory_budget": (_bytes, False),

@@ -25,6 +25,7 @@ _PROVIDERS = {
     "cpu": "CPUExecutionProvider",
 }
 _AUTO_ORDER = ("tensorrt", "cuda", "cpu")
+ACCELERATED_PROVIDERS = frozenset({_PROVIDERS["tensorrt"], _PROVIDERS["cuda"]})
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,11 @@ class Model:
                 f"{path}: first output {self.output} is {_shape_text(out_shape)}, expected "
                 f"[batch, 3, {spec.window}, {spec.window}]"
             )
+
+    @property
+    def accelerated(self) -> bool:
+        """Whether the session runs on an accelerator (CUDA or TensorRT) rather than the CPU."""
+        return self.provider in ACCELERATED_PROVIDERS
 
     def batch_size(self, wanted: int) -> int:
         """The batch to build: the model's fixed batch if it has one, else ``wanted``."""

@@ -43,7 +43,7 @@ from composer.job import Job
 from composer.model import Model
 from composer.observer import NullObserver, Observer, PeakMemory, RenderStats
 from composer.outputs import Outputs, open_outputs
-from composer.plan import Plan, model_layout, open_plan
+from composer.plan import Plan, model_layout, open_plan, run_batch, run_workers
 from composer.preload import Preloader, chunk_size, frame_bytes, plan_visits
 from composer.prepare import fill_image, image_channels
 from composer.threads import POLL, Stopped, Supervisor, get, one_opencv_thread, put, wait_for
@@ -149,13 +149,13 @@ class Settings:
         """
         run = job.run
         frames = plan.source.count
-        batch = model.batch_size(run.batch)
+        batch, workers = run_batch(job, model), run_workers(job)
         if run.chunk is not None:
             chunk = min(run.chunk, frames)
         else:
             per_frame = frame_bytes(plan.source.width, plan.source.height, job.model.crop)
             if run.memory_budget is not None:
-                budget = run.memory_budget - held - working_bytes(plan, model, batch, run.workers, lanes)
+                budget = run.memory_budget - held - working_bytes(plan, model, batch, workers, lanes)
                 if budget < 2 * per_frame:
                     log.warning("memory_budget %d MB: the model and the working buffers already take %d MB; "
                                 "caching one template frame at a time", run.memory_budget // 10**6,
@@ -163,7 +163,7 @@ class Settings:
             else:
                 budget = int(psutil.virtual_memory().available * run.memory_fraction)
             chunk = chunk_size(max(0, budget), per_frame, frames)
-        return cls(batch=batch, workers=run.workers, chunk=chunk)
+        return cls(batch=batch, workers=workers, chunk=chunk)
 
 
 def slot_count(batch: int, workers: int) -> int:
@@ -457,7 +457,7 @@ def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None
     memory = PeakMemory()
     with open_plan(job) as plan:
         lanes = plan.open_lanes()
-        warm_up(lanes, lanes[0].batch_size(job.run.batch))
+        warm_up(lanes, run_batch(job, lanes[0]))
         settings = Settings.resolve(job, plan, lanes[0], len(lanes), held=psutil.Process().memory_info().rss)
         cached = settings.chunk * frame_bytes(plan.source.width, plan.source.height, job.model.crop)
         log.info("cache: %d of %d template frames per chunk (%d MB%s)", settings.chunk, plan.source.count,

@@ -68,6 +68,25 @@ def usable_cores() -> int:
     return max(1, int(joblib.cpu_count()))
 
 
+CPU_BATCH = 2  # frames per model call on a CPU (see README, "Defaults")
+ACCELERATOR_BATCH = 4  # frames per model call on CUDA or TensorRT
+
+
+def run_batch(job: Job, model: Model) -> int:
+    """Frames per model call: the model's fixed batch, else ``[run] batch``, else the provider's default.
+
+    On a CPU, ONNX Runtime gains nothing from batching (the cost per frame stays flat or grows, and each
+    session's arena grows with the batch); two frames per call halve the per-call overhead of a light model.
+    An accelerator keeps its batches of 4.
+    """
+    return model.batch_size(job.run.batch or (ACCELERATOR_BATCH if model.accelerated else CPU_BATCH))
+
+
+def run_workers(job: Job) -> int:
+    """Composite threads: ``[run] workers``, else one per usable core (at least two)."""
+    return job.run.workers or max(2, usable_cores())
+
+
 @dataclass(frozen=True)
 class ModelLayout:
     """How the processor runs the model: ``lanes`` sessions side by side, ``threads`` intra-op threads each."""

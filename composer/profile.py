@@ -43,7 +43,7 @@ from composer.errors import JobError
 from composer.features import feature_window, load_features
 from composer.job import Job
 from composer.model import Model
-from composer.plan import model_layout, open_plan, usable_cores
+from composer.plan import model_layout, open_plan, run_batch, usable_cores
 from composer.preload import frame_bytes
 from composer.prepare import crop_region, fill_image, image_channels
 from composer.sources import open_template
@@ -55,7 +55,6 @@ __all__ = ["DEFAULT_FRAMES", "Bound", "Measurement", "Memory", "Profile", "RunRe
            "measure_stages", "profile_job", "scratch_folder", "trial_job"]
 
 DEFAULT_FRAMES = 250
-ACCELERATED_PROVIDERS = frozenset({"CUDAExecutionProvider", "TensorrtExecutionProvider"})
 _MIB = 2**20
 
 
@@ -423,8 +422,8 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None) -> Measure
 
         model = Model(spec, feature_row_shape=tuple(plan.features.shape[1:]) if plan.features is not None else None,
                       window=job.features.window if job.features is not None else 1, threads=1)
-        accelerated = model.provider in ACCELERATED_PROVIDERS
-        batch = model.batch_size(job.run.batch)
+        accelerated = model.accelerated
+        batch = run_batch(job, model)
         images = np.zeros((batch, image_channels(spec), spec.window, spec.window), np.float32)
         features = None
         if model.inputs.feature_shape is not None:

@@ -8,7 +8,7 @@ import numpy as np
 
 from composer.job import load_job
 from composer.pipeline import Settings, render, working_bytes
-from composer.plan import open_plan
+from composer.plan import open_plan, run_batch, run_workers
 from composer.preload import chunk_size, frame_bytes, plan_visits
 from composer.schedule import schedule
 from composer.sources import FolderSource
@@ -28,7 +28,7 @@ def test_memory_budget_bounds_the_whole_render(make_job, caplog):
         model = plan.open_model()
         per_frame = frame_bytes(plan.source.width, plan.source.height, job.model.crop)
         held = 300 * 10**6
-        work = working_bytes(plan, model, job.run.batch, job.run.workers, lanes=2)
+        work = working_bytes(plan, model, run_batch(job, model), run_workers(job), lanes=2)
 
         def chunk(budget):
             return Settings.resolve(job.with_run(memory_budget=budget), plan, model, lanes=2, held=held).chunk
