@@ -42,7 +42,8 @@ from composer.composite import composite
 from composer.features import feature_window
 from composer.job import Job
 from composer.model import Model
-from composer.plan import ACCELERATOR_BATCH, CPU_BATCH, model_layout, open_plan, run_workers
+from composer.pipeline import warm_up
+from composer.plan import ACCELERATOR_BATCH, CPU_BATCH, model_layout, open_plan, run_batch, run_workers
 from composer.prepare import crop_region, model_image
 from composer.rects import Rects, load_rects
 from composer.sources import TemplateSource, open_template
@@ -90,8 +91,9 @@ def load_inputs(job: Job, frames: int | None = None) -> Inputs:
     with open_plan(job) as plan:
         model = plan.open_model()
         schedule = plan.schedule if frames is None else plan.schedule[:frames]
-        return Inputs(job, plan.rects, plan.features, np.array(schedule), model, plan.source.count,
-                      tuple(plan.open_lanes()))
+        lanes = plan.open_lanes()
+        warm_up(lanes, run_batch(job, lanes[0]))  # as composer run does before its clock starts
+        return Inputs(job, plan.rects, plan.features, np.array(schedule), model, plan.source.count, tuple(lanes))
 
 
 def _predict(inputs: Inputs, i: int, crop: np.ndarray) -> np.ndarray:

@@ -47,9 +47,13 @@ MODELS = {
 _MIB = 2**20
 
 
-def make_job(folder: Path, model: str, frames: int, size: tuple[int, int]) -> Path:
-    """Write the benchmark job for ``model`` into ``folder``; returns its job file."""
-    job_file = make_demo_assets(folder, frames=frames, size=size)
+GRAIN = 2.0  # levels of sensor-like noise: ~7 Mbit/s at 720p, a phone recording's rate; decode ~6 ms CPU a frame
+
+
+def make_job(folder: Path, model: str, frames: int, size: tuple[int, int], template: int | None = None) -> Path:
+    """Write the benchmark job for ``model`` into ``folder`` (``template`` frames, else the demo's); returns its
+    job file."""
+    job_file = make_demo_assets(folder, frames=frames, size=size, template_frames=template, grain=GRAIN)
     if model == "light":
         build_light(folder / "model.onnx", window=320, in_channels=6, feature_shape=(32, 16, 16))
     return job_file
@@ -215,9 +219,10 @@ def text_table(rows: list[tuple[str, ...]]) -> str:
                      for r in rows)
 
 
-def markdown(model: str, rows: list[tuple[str, ...]], inputs: Inputs, size: tuple[int, int], repeats: int) -> str:
+def markdown(model: str, rows: list[tuple[str, ...]], inputs: Inputs, size: tuple[int, int], repeats: int,
+             title: str = "Side by side", command: str = "") -> str:
     frames = inputs.count
-    lines = [f"## Side by side: {model} model", "",
+    lines = [f"## {title}: {model} model", "",
              f"{MODELS[model][0].upper() + MODELS[model][1:]}. {frames} output frames at {size[0]}x{size[1]} "
              f"(a {inputs.template_frames}-frame template played ping-pong), saved as jpg; every design in one "
              f"process on the same loaded inputs and model session; fps is the median of {repeats} interleaved "
@@ -228,7 +233,7 @@ def markdown(model: str, rows: list[tuple[str, ...]], inputs: Inputs, size: tupl
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines += ["", f"Machine: {describe_machine().summary()}.",
               "Regenerate: `python -m benchmarks.run --model " + model + f" --frames {frames} "
-              f"--size {size[0]}x{size[1]} --repeats {repeats} --out DIR --report RESULTS.md`."]
+              f"--size {size[0]}x{size[1]} --repeats {repeats}{command} --out DIR --report RESULTS.md`."]
     return "\n".join(lines)
 
 
@@ -249,18 +254,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--designs", default=",".join(DESIGNS),
                         help=f"comma-separated subset of {', '.join(DESIGNS)}")
     parser.add_argument("--no-check", action="store_true", help="skip comparing the frames")
+    parser.add_argument("--template", type=int, help="template frames (default: the demo's, min(frames, 100))")
     parser.add_argument("--report", type=Path, help="write a section per model into this Markdown file")
+    parser.add_argument("--section", default="compare", help="report sections are named SECTION-MODEL")
+    parser.add_argument("--title", default="Side by side", help="report headings read 'TITLE: MODEL model'")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.designs.split(",") if n.strip()]
     unknown = [n for n in names if n not in DESIGNS]
-    if unknown or args.frames < 1 or args.repeats < 1:
-        parser.error(f"unknown designs {unknown}" if unknown else "--frames and --repeats must be at least 1")
+    if unknown or args.frames < 1 or args.repeats < 1 or (args.template is not None and args.template < 1):
+        parser.error(f"unknown designs {unknown}" if unknown else
+                     "--frames, --repeats and --template must be at least 1")
     models = ["heavy", "light"] if args.model == "both" else [args.model]
     failed = False
     print(f"machine: {describe_machine().summary()}")
     for model in models:
         folder = args.out / model
-        job = benchmark_job(make_job(folder, model, args.frames, args.size))
+        job = benchmark_job(make_job(folder, model, args.frames, args.size, args.template))
         inputs = load_inputs(job)
         print(f"\n{model} model: {MODELS[model]}; {inputs.count} frames at {args.size[0]}x{args.size[1]}")
         verdicts = {} if args.no_check else check(inputs, names)
@@ -270,8 +279,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(text_table(rows))
         failed |= any(not v.ok for v in verdicts.values())
         if args.report is not None:
-            write_section(args.report, f"compare-{model}",
-                          markdown(model, rows, inputs, args.size, args.repeats))
+            command = "" if args.template is None else f" --template {args.template}"
+            if args.designs != parser.get_default("designs"):
+                command += f" --designs {','.join(names)}"
+            write_section(args.report, f"{args.section}-{model}",
+                          markdown(model, rows, inputs, args.size, args.repeats, args.title, command))
     return 1 if failed else 0
 
 

@@ -63,6 +63,7 @@ def make_demo_assets(
     size: tuple[int, int] = (1280, 720),
     template_frames: int | None = None,
     seed: int = 0,
+    grain: float = 0.0,
 ) -> Path:
     """Writes the inputs of a demo job into ``folder`` and returns the path of its ``job.toml``.
 
@@ -76,6 +77,9 @@ def make_demo_assets(
         size: Width and height of the template; even, at least 64 x 64.
         template_frames: Frames of the template; ``min(frames, 100)`` when None.
         seed: Seed of the features, the speech and the model weights.
+        grain: Standard deviation, in levels, of a per-frame noise like a camera sensor's. The drawn frames
+            alone compress to a few kbit/s and decode far faster than filmed footage; the benchmarks add grain
+            so that decoding (and a seek) costs what it does on a real template.
 
     Returns:
         The path of ``job.toml``.
@@ -95,7 +99,7 @@ def make_demo_assets(
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        rects = _write_template(folder / "template.mp4", count, width, height)
+        rects = _write_template(folder / "template.mp4", count, width, height, grain, seed)
         (folder / "rects.json").write_text(json.dumps(rects) + "\n")
         np.save(folder / "features.npy", _features(frames, seed), allow_pickle=False)
         _write_speech(folder / "speech.wav", frames, seed)
@@ -152,19 +156,26 @@ def _mouth_rect(mouth: tuple[int, int], width: int, height: int) -> list[int]:
     return [x1, y1, x1 + side, y1 + side]
 
 
-def _write_template(path: Path, count: int, width: int, height: int) -> list[list[int]]:
+def _write_template(path: Path, count: int, width: int, height: int, grain: float = 0.0,
+                    seed: int = 0) -> list[list[int]]:
     """Encodes the template video (H.264, yuv420p, 25 fps) and returns its mouth rectangles."""
     background = _background(width, height)
+    rng = np.random.default_rng(seed)
     rects = []
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=_FPS)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "18", "preset": "veryfast"}
+        # x264's defaults (a keyframe every 250 frames), without the scene cuts the grain would set off: a
+        # template filmed in one take has none, so a seek decodes from up to 250 frames back.
+        stream.options = {"crf": "18", "preset": "veryfast", "x264-params": "scenecut=0"}
         for index in range(count):
             frame = background.copy()
             centre = _face_centre(index, width, height)
             mouth = _draw_face(frame, centre, _mouth_opening(index / _FPS))
             rects.append(_mouth_rect(mouth, width, height))
+            if grain > 0:
+                noise = rng.standard_normal((height, width), dtype=np.float32) * grain
+                frame = np.clip(frame + noise[:, :, None], 0, 255).astype(np.uint8)
             video_frame = av.VideoFrame.from_ndarray(frame, format="bgr24")
             container.mux(stream.encode(video_frame.reformat(format="yuv420p")))
         container.mux(stream.encode())
