@@ -27,7 +27,7 @@ import numpy as np
 from composer.errors import JobError, OutputError
 from composer.job import Job
 from composer.machine import Machine, describe_machine
-from composer.plan import model_layout
+from composer.plan import ACCELERATOR_BATCH, CPU_BATCH, model_layout, run_workers
 from composer.profile import DEFAULT_FRAMES, scratch_folder, trial_job
 from composer.timeline import have_matplotlib
 from composer.trace import Tracer
@@ -98,6 +98,18 @@ class Sweep:
     repeats: int
     results: tuple[PointResult, ...]
     machine: Machine
+    default: Point | None = None  # what the job's own settings (auto where unset) resolve to
+
+    def default_line(self) -> str:
+        """How the job's own settings fare against the best point, when the grid holds them."""
+        if self.default is None:
+            return ""
+        found = next((r for r in self.results if r.point == self.default), None)
+        if found is None:
+            return f"The job's own settings ({self.default.label()}) are not in the grid."
+        share = found.fps / self.best.fps
+        return (f"The job's own settings ({self.default.label()}): {found.fps:.1f} fps, {share:.0%} of the best "
+                f"({share - 1:+.1%}).")
 
     @property
     def best(self) -> PointResult:
@@ -124,6 +136,8 @@ class Sweep:
         lines = [f"{self.job}: {self.frames} output frames per run, {self.repeats} runs per point"]
         lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
         lines.append(f"best: {self.best.point.label()}: {self.best.fps:.1f} fps (median of {self.repeats})")
+        if self.default is not None:
+            lines.append(self.default_line())
         return "\n".join(lines)
 
     def markdown(self, picture: str | None = None) -> str:
@@ -136,6 +150,8 @@ class Sweep:
         lines += ["| " + " | ".join(row) + " |" for row in self._rows()]
         lines += ["", f"**Best:** {self.best.point.label()}: {self.best.fps:.1f} fps (median of {self.repeats}; "
                   "marked * above)."]
+        if self.default is not None:
+            lines += ["", self.default_line()]
         if picture is not None:
             lines += ["", f"![median fps over the grid]({picture})"]
         lines += ["", self.machine.markdown()]
@@ -205,7 +221,14 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
                 count = stats.frames
                 bar.update(1)
     results = tuple(PointResult(p, tuple(trials[p])) for p in points)
-    return Sweep(job.path, count, repeats, results, describe_machine())
+    return Sweep(job.path, count, repeats, results, describe_machine(), default_point(job))
+
+
+def default_point(job: Job) -> Point:
+    """The point the job's ``[run]`` settings give, with ``auto`` resolved as a render would resolve it."""
+    layout = model_layout(job)
+    batch = job.run.batch or (ACCELERATOR_BATCH if layout.accelerated else CPU_BATCH)
+    return Point(batch, run_workers(job), layout.lanes, layout.threads)
 
 
 def draw_heatmap(sweep: Sweep, path: Path) -> Path | None:

@@ -51,6 +51,18 @@ def test_json_and_model_axes(make_job):
     assert data["best"]["fps"] == max(p["fps"] for p in data["points"])
 
 
+def test_the_default_point_is_compared_with_the_best(make_job, monkeypatch):
+    monkeypatch.setattr("composer.plan.usable_cores", lambda: 2)
+    args = [str(make_job()), "--batch", "1,2", "--workers", "2", "--lanes", "2", "--repeats", "1", "-n", "6", "-q"]
+    result = CliRunner().invoke(sweep, args)
+    assert result.exit_code == 0, result.output
+    line = result.stdout.splitlines()[-1]
+    assert line.startswith("The job's own settings (batch 2, 2 workers, model 2 x 1 (lanes x threads)): ")
+    assert "% of the best" in line
+    result = CliRunner().invoke(sweep, [*args[:2], "1", *args[3:]])
+    assert result.stdout.splitlines()[-1].endswith("are not in the grid.")
+
+
 def test_without_matplotlib_there_is_no_picture(make_job, tmp_path, monkeypatch):
     monkeypatch.setattr("composer.sweep.have_matplotlib", lambda: False)
     report = tmp_path / "R.md"
