@@ -43,7 +43,7 @@ from composer.features import feature_window
 from composer.job import Job
 from composer.model import Model
 from composer.pipeline import warm_up
-from composer.plan import ACCELERATOR_BATCH, CPU_BATCH, model_layout, open_plan, run_batch, run_workers
+from composer.plan import model_layout, open_plan, run_workers, wanted_batch
 from composer.prepare import crop_region, model_image
 from composer.rects import Rects, load_rects
 from composer.sources import TemplateSource, open_template
@@ -92,7 +92,7 @@ def load_inputs(job: Job, frames: int | None = None) -> Inputs:
         model = plan.open_model()
         schedule = plan.schedule if frames is None else plan.schedule[:frames]
         lanes = plan.open_lanes()
-        warm_up(lanes, run_batch(job, lanes[0]))  # as composer run does before its clock starts
+        warm_up(lanes, job)  # as composer run does before its clock starts
         return Inputs(job, plan.rects, plan.features, np.array(schedule), model, plan.source.count, tuple(lanes))
 
 
@@ -306,7 +306,7 @@ def label(name: str, job: Job | None = None) -> str:
         run = ""
         if job is not None:
             layout = model_layout(job)
-            batch = job.run.batch or (ACCELERATOR_BATCH if layout.accelerated else CPU_BATCH)
+            batch = wanted_batch(job, layout.accelerated)
             run = f" (batch {batch}, {run_workers(job)} workers, model {layout.text()})"
         return f"composer{run}"
     return {

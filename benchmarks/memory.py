@@ -35,6 +35,7 @@ import psutil
 
 from composer.job import parse_frame_size, parse_size
 from composer.machine import describe_machine
+from composer.sources import open_template
 from composer.sweep import write_section
 from composer.zoo import build_light, build_unet
 
@@ -219,9 +220,9 @@ def render_job(job: Path) -> Run:
 
 
 def video_frames(path: Path) -> int:
-    """Frames of a video, counted from its packets (no decoding)."""
-    with av.open(str(path)) as container:
-        return sum(1 for p in container.demux(video=0) if p.size)
+    """Frames of a video, counted as composer counts a template's (by demuxing, no decoding)."""
+    with open_template(path) as source:
+        return source.count
 
 
 # --- report -----------------------------------------------------------------------------------------------

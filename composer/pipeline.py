@@ -196,9 +196,10 @@ def working_bytes(plan: Plan, model: Model, batch: int, workers: int, lanes: int
     return slot_count(batch, workers) * slot + input_count(lanes, depth) * batch * sample + predictions + encoder
 
 
-def warm_up(lanes: Sequence[Model], batch: int) -> None:
-    """Run each lane once on a batch of zeros, so ONNX Runtime's arenas reach their working size now: before
-    the memory left for the cache is measured, and outside the render's time."""
+def warm_up(lanes: Sequence[Model], job: Job) -> None:
+    """Run each lane once on a batch of zeros of the job's batch size, so ONNX Runtime's arenas reach their
+    working size now: before the memory left for the cache is measured, and outside the render's time."""
+    batch = run_batch(job, lanes[0])
     for model in lanes:
         inputs = model.inputs
         features = None
@@ -457,7 +458,7 @@ def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None
     memory = PeakMemory()
     with open_plan(job) as plan:
         lanes = plan.open_lanes()
-        warm_up(lanes, run_batch(job, lanes[0]))
+        warm_up(lanes, job)
         settings = Settings.resolve(job, plan, lanes[0], len(lanes), held=psutil.Process().memory_info().rss)
         cached = settings.chunk * frame_bytes(plan.source.width, plan.source.height, job.model.crop)
         log.info("cache: %d of %d template frames per chunk (%d MB%s)", settings.chunk, plan.source.count,

@@ -79,7 +79,12 @@ def run_batch(job: Job, model: Model) -> int:
     session's arena grows with the batch); two frames per call halve the per-call overhead of a light model.
     An accelerator keeps its batches of 4.
     """
-    return model.batch_size(job.run.batch or (ACCELERATOR_BATCH if model.accelerated else CPU_BATCH))
+    return model.batch_size(wanted_batch(job, model.accelerated))
+
+
+def wanted_batch(job: Job, accelerated: bool) -> int:
+    """``[run] batch``, else the default for a model on an accelerator or on the CPU (before a fixed batch)."""
+    return job.run.batch or (ACCELERATOR_BATCH if accelerated else CPU_BATCH)
 
 
 def run_workers(job: Job) -> int:

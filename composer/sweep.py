@@ -27,7 +27,7 @@ import numpy as np
 from composer.errors import JobError, OutputError
 from composer.job import Job
 from composer.machine import Machine, describe_machine
-from composer.plan import ACCELERATOR_BATCH, CPU_BATCH, model_layout, run_workers
+from composer.plan import model_layout, run_workers, wanted_batch
 from composer.profile import DEFAULT_FRAMES, scratch_folder, trial_job
 from composer.timeline import have_matplotlib
 from composer.trace import Tracer
@@ -227,8 +227,7 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
 def default_point(job: Job) -> Point:
     """The point the job's ``[run]`` settings give, with ``auto`` resolved as a render would resolve it."""
     layout = model_layout(job)
-    batch = job.run.batch or (ACCELERATOR_BATCH if layout.accelerated else CPU_BATCH)
-    return Point(batch, run_workers(job), layout.lanes, layout.threads)
+    return Point(wanted_batch(job, layout.accelerated), run_workers(job), layout.lanes, layout.threads)
 
 
 def draw_heatmap(sweep: Sweep, path: Path) -> Path | None:

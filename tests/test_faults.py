@@ -28,7 +28,7 @@ def _fail_at(monkeypatch, owner, name, at, error):
 
     Model calls are counted from the first frame: the warm-up before it is left out."""
     if (owner, name) == (Model, "run"):
-        monkeypatch.setattr(pipeline, "warm_up", lambda lanes, batch: None)
+        monkeypatch.setattr(pipeline, "warm_up", lambda lanes, job: None)
     original = getattr(owner, name)
     calls = {"n": 0}
 
