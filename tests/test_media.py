@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -167,6 +168,19 @@ def test_bt709_plane_layout_and_out() -> None:
     u = out[4:5].reshape(2, 4)
     v = out[5:6].reshape(2, 4)
     assert (u[:, :2] == 128).all() and (u[:, 2:] == 240).all() and (v[:, 2:] == 118).all()
+
+
+def test_bt709_buffers_follow_the_frame_size_and_thread() -> None:
+    # The work buffers are reused per thread: sizes may alternate and threads may share nothing.
+    rng = np.random.default_rng(2)
+    frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((240, 320), (6, 8), (240, 320))]
+    expected = [_reference_i420(f).astype(int) for f in frames]
+    for frame, want in zip(frames, expected, strict=True):
+        assert np.abs(bgr_to_i420_bt709(frame).astype(int) - want).max() <= 1
+    with ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(bgr_to_i420_bt709, frames * 4))
+    for frame_out, want in zip(got, expected * 4, strict=True):
+        assert np.abs(frame_out.astype(int) - want).max() <= 1
 
 
 def test_bt709_rejects_bad_shapes() -> None:
