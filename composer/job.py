@@ -98,6 +98,8 @@ class RunSpec:
     loop: str = "pingpong"
     lanes: int | None = None  # model sessions running batches side by side; None: from the provider and cores
     threads: int | None = None  # intra-op threads per lane; None: the usable cores shared among the lanes
+    encoders: int | None = None  # video segments encoded side by side; None: two (one on one core)
+    encoder_threads: int | None = None  # x264 threads per encoder; 0 or None: x264's own choice
 
 
 @dataclass(frozen=True)
@@ -294,6 +296,8 @@ _SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "loop": (_choice(LOOPS), False),
         "lanes": (_auto_or(_int(1)), False),
         "threads": (_auto_or(_int(1)), False),
+        "encoders": (_auto_or(_int(1)), False),
+        "encoder_threads": (_auto_or(_int(0)), False),
     },
 }
 _REQUIRED_SECTIONS = ("template", "model")

@@ -6,9 +6,9 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from composer.plan import Plan
+from composer.plan import Plan, encoder_layout
 from composer.resume import fingerprint, mark_finished, mark_started, resume_point
-from composer.segments import SegmentedVideoSink
+from composer.segments import SegmentedVideoSink, encoder_backlog
 from composer.writers import ImageFolderSink
 
 
@@ -37,6 +37,7 @@ def open_outputs(plan: Plan, resume: bool = False) -> Iterator[Outputs]:
         OutputError: an output cannot be created.
     """
     job, spec = plan.job, plan.job.output
+    layout = encoder_layout(job)
     digest = fingerprint(job, plan.count)
     start = resume_point(job, plan.count, digest) if resume else 0
     with contextlib.ExitStack() as stack:
@@ -46,7 +47,8 @@ def open_outputs(plan: Plan, resume: bool = False) -> Iterator[Outputs]:
         if spec.video is not None:
             video = stack.enter_context(
                 SegmentedVideoSink(spec.video, plan.fps, plan.source.width, plan.source.height, audio=spec.audio,
-                                   crf=spec.crf, preset=spec.preset, start=start)
+                                   crf=spec.crf, preset=spec.preset, threads=layout.threads,
+                                   encoders=layout.encoders, backlog=encoder_backlog(layout.encoders), start=start)
             )
         mark_started(job, digest, start)
         yield Outputs(images=images, video=video, start=start)

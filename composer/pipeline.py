@@ -43,9 +43,11 @@ from composer.job import Job
 from composer.model import Model
 from composer.observer import NullObserver, Observer, PeakMemory, RenderStats
 from composer.outputs import Outputs, open_outputs
-from composer.plan import Plan, model_layout, open_plan, run_batch, run_workers
+from composer.plan import Plan, encoder_layout, model_layout, open_plan, run_batch, run_workers
 from composer.preload import Preloader, chunk_size, frame_bytes, plan_visits
 from composer.prepare import fill_image, image_channels
+from composer.resume import SEGMENT_FRAMES
+from composer.segments import encoder_backlog
 from composer.threads import POLL, Stopped, Supervisor, get, one_opencv_thread, put, wait_for
 from composer.trace import NullTracer
 from composer.writers import convert_frame, converted_shape
@@ -181,18 +183,23 @@ def input_count(lanes: int, depth: int) -> int:
     return depth + lanes + 1
 
 
-ENCODER_FRAMES = 48  # x264 (veryfast, auto threads) holds about this many frames' worth of memory at 1280x720
+ENCODER_FRAMES = 40  # an x264 (veryfast) holds 30-41 BGR frames' worth of memory at 1280x720, on 1 or 3 threads
 
 
 def working_bytes(plan: Plan, model: Model, batch: int, workers: int, lanes: int,
                   depth: int = Settings.depth) -> int:
-    """Bytes the processor's buffers take besides the cache: output slots, model inputs and outputs, encoder."""
+    """Bytes the processor's buffers take besides the cache: output slots, model inputs and outputs, encoders
+    and the frames waiting for them."""
     width, height, spec = plan.source.width, plan.source.height, plan.job.model
     frame = 3 * width * height
     slot = frame + (frame // 2 if plan.job.output.video is not None else 0)
     sample = 4 * (image_channels(spec) * spec.window**2 + math.prod(model.inputs.feature_shape or (0,)))
     predictions = 4 * 3 * spec.window**2 * batch * lanes
-    encoder = ENCODER_FRAMES * frame if plan.job.output.video is not None else 0
+    encoder = 0
+    if plan.job.output.video is not None:
+        encoders = encoder_layout(plan.job).encoders
+        waiting = encoders * (encoder_backlog(encoders) + 1) if encoders > 1 else 0  # the sink's pooled frames
+        encoder = encoders * ENCODER_FRAMES * frame + waiting * (frame // 2)
     return slot_count(batch, workers) * slot + input_count(lanes, depth) * batch * sample + predictions + encoder
 
 
@@ -417,6 +424,8 @@ class Pipeline:
                 try:
                     with self.tracer.span("write_video", item.index):
                         video.write_converted(slot.video)
+                except StageError:
+                    raise  # an encoder thread's failure, at its own frame
                 except Exception as exc:
                     raise StageError("write", f"frame {item.index}", exc) from exc
             if slot is not None:
@@ -465,6 +474,8 @@ def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None
                  cached // 10**6, "" if settings.chunk >= plan.source.count else " per slot, two slots")
         log.info("model: %s, batch %d; %d composite workers", model_layout(job).text(), settings.batch,
                  settings.workers)
+        if job.output.video is not None:
+            log.info("video: %s, %d-frame segments", encoder_layout(job).text(), SEGMENT_FRAMES)
         began = time.perf_counter()
         with one_opencv_thread(), open_outputs(plan, resume) as outputs:
             Pipeline(plan, lanes, outputs, settings, observer, tracer).run()

@@ -43,7 +43,7 @@ from composer.errors import JobError
 from composer.features import feature_window, load_features
 from composer.job import Job
 from composer.model import Model
-from composer.plan import model_layout, open_plan, run_batch, usable_cores
+from composer.plan import encoder_layout, model_layout, open_plan, run_batch, usable_cores
 from composer.preload import frame_bytes
 from composer.prepare import crop_region, fill_image, image_channels
 from composer.sources import open_template
@@ -248,9 +248,12 @@ class Profile:
             lines.append(f"accelerator bound: 1 / model time per frame = {b.accelerator_fps:.1f} fps; "
                          f"bound = {b.fps:.1f} fps (set by the {b.limit})")
         p50, p95, p99 = r.latency_ms
+        video = ""
+        if "encoders" in s:
+            video = f", video {s['encoders']} encoders x {s['encoder_threads'] or 'auto'} threads"
         lines += [
             f"processor (batch {s['batch']}, {s['workers']} workers, model {s['lanes']} lanes x {s['threads']} "
-            f"threads, chunk {s['chunk']}): {r.frames} frames in {r.seconds:.2f} s = {r.fps:.1f} fps",
+            f"threads, chunk {s['chunk']}{video}): {r.frames} frames in {r.seconds:.2f} s = {r.fps:.1f} fps",
             f"efficiency {self.efficiency:.2f} (fps / bound), peak RSS {r.peak_rss / _MIB:.0f} MiB, "
             f"latency p50 {p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms",
         ]
@@ -509,6 +512,9 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None) -> Measure
         layout = model_layout(job)
         run = {"batch": settings.batch, "workers": settings.workers, "lanes": layout.lanes,
                "threads": layout.threads, "chunk": settings.chunk}
+        if output.video is not None:
+            encoders = encoder_layout(job)
+            run |= {"encoders": encoders.encoders, "encoder_threads": encoders.threads}
         return Measurement(n, len(needed), (width, height), model.provider, tuple(stages), memory, run)
 
 

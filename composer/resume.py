@@ -19,7 +19,7 @@ from pathlib import Path
 from composer.errors import JobError, OutputError
 from composer.job import Job
 
-SEGMENT_FRAMES = 250  # frames per video segment: what an interrupt can lose, at most
+SEGMENT_FRAMES = 100  # frames per video segment: what an interrupt can lose, at most, and the encoders' unit
 MANIFEST = ".composer-run.json"
 _PART = "part-{:06d}.mp4"
 

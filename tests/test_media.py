@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import struct
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
@@ -17,6 +19,8 @@ from click.testing import CliRunner
 
 from composer.cli import main
 from composer.colour import BT709_MATRIX, bgr_to_i420_bt709
+from composer.errors import OutputError, StageError
+from composer.resume import parts_folder
 from composer.segments import SegmentedVideoSink
 from composer.sources import VideoSource, open_template
 from composer.writers import VideoSink
@@ -298,6 +302,64 @@ def test_joined_segments_keep_layout_tags_and_timing(tmp_path: Path, fps: Fracti
         for index in range(10):
             sink.write(_scene(index))
     _assert_finished_mp4(target, 10, fps)
+
+
+def _packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(video=0) if p.size]
+
+
+def test_segments_encoded_side_by_side_match_one_encoder(tmp_path: Path) -> None:
+    # Each segment is its own x264 stream, so two encoders on alternate segments give the same packets as one.
+    def encode(name: str, encoders: int) -> Path:
+        target = tmp_path / name
+        with SegmentedVideoSink(target, Fraction(25), W, H, preset="ultrafast", threads=1, encoders=encoders,
+                                backlog=2, segment=4) as sink:
+            for index in range(11):
+                sink.write(_scene(index))
+        return target
+
+    one, two = encode("one.mp4", 1), encode("two.mp4", 2)
+    assert _packets(one) == _packets(two) and len(_packets(two)) == 11
+    _assert_finished_mp4(two, 11, Fraction(25))
+
+
+@pytest.mark.parametrize("at", [0, 6, 10])
+def test_encoder_thread_failure_is_reported_with_its_frame(tmp_path: Path, monkeypatch, at: int) -> None:
+    original, calls = VideoSink.write_converted, iter(range(100))
+
+    def failing(self, i420):
+        if next(calls) == at:
+            raise OutputError(f"{self.path}: No space left on device")
+        original(self, i420)
+
+    monkeypatch.setattr(VideoSink, "write_converted", failing)
+    target = tmp_path / "result.mp4"
+    began = time.perf_counter()
+    with pytest.raises(StageError) as caught:
+        with SegmentedVideoSink(target, Fraction(25), W, H, preset="ultrafast", threads=1, encoders=2,
+                                backlog=2, segment=4) as sink:
+            for index in range(11):
+                sink.write(_scene(index))
+    assert time.perf_counter() - began < 5
+    assert caught.value.stage == "write" and isinstance(caught.value.__cause__, OutputError)
+    assert str(caught.value).startswith("write failed at frame ")
+    assert not target.exists()
+    assert not [t for t in threading.enumerate() if t.name.startswith("composer-encode")]
+
+
+def test_aborted_encoders_keep_finished_segments(tmp_path: Path) -> None:
+    target = tmp_path / "result.mp4"
+    sink = SegmentedVideoSink(target, Fraction(25), W, H, preset="ultrafast", threads=1, encoders=2, backlog=2,
+                              segment=4)
+    for index in range(9):
+        sink.write(_scene(index))
+    time.sleep(0.5)  # let the encoders finish segments 0 and 1
+    sink.abort()
+    parts = sorted(p.name for p in parts_folder(target).iterdir())
+    assert parts == ["part-000000.mp4", "part-000001.mp4"]
+    assert not target.exists()
+    assert not [t for t in threading.enumerate() if t.name.startswith("composer-encode")]
 
 
 # Templates of every kind through `composer run`
