@@ -1,12 +1,22 @@
-"""Defaults that depend on the machine: model lanes and threads, batch and composite workers."""
+"""Defaults that depend on the machine: model lanes and threads, batch, composite workers, video encoders."""
 
 from __future__ import annotations
 
 import pytest
 
 from composer import plan as plan_module
+from composer.errors import JobError
 from composer.job import load_job
-from composer.plan import ACCELERATOR_BATCH, CPU_BATCH, model_layout, open_plan, run_batch, run_workers
+from composer.plan import (
+    ACCELERATOR_BATCH,
+    CPU_BATCH,
+    EncoderLayout,
+    encoder_layout,
+    model_layout,
+    open_plan,
+    run_batch,
+    run_workers,
+)
 
 
 @pytest.fixture
@@ -49,3 +59,17 @@ def test_workers_from_the_job_else_the_cores(monkeypatch, job):
     monkeypatch.setattr(plan_module, "usable_cores", lambda: 6)
     assert run_workers(job) == 6
     assert run_workers(job.with_run(workers=3)) == 3
+
+
+@pytest.mark.parametrize(("cores", "encoders"), [(1, 1), (2, 2), (16, 2)])
+def test_video_gets_two_encoders_on_x264s_own_threads(monkeypatch, job, cores, encoders):
+    monkeypatch.setattr(plan_module, "usable_cores", lambda: cores)
+    assert encoder_layout(job) == EncoderLayout(encoders, 0)
+
+
+def test_the_job_sets_encoders_and_their_threads(make_job):
+    job = load_job(make_job(), {"run": {"encoders": 3, "encoder_threads": 1}})
+    assert encoder_layout(job).text() == "3 encoders x 1 thread"
+    assert encoder_layout(job.with_run(encoders=1, encoder_threads=0)).text() == "1 encoder x x264's threads"
+    with pytest.raises(JobError, match="run.encoders"):
+        load_job(make_job(), {"run": {"encoders": 0}})
