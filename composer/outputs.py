@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from composer.plan import Plan, encoder_layout
 from composer.resume import fingerprint, mark_finished, mark_started, resume_point
-from composer.segments import SegmentedVideoSink, encoder_backlog
+from composer.segments import SegmentedVideoSink
 from composer.writers import ImageFolderSink
 
 
@@ -48,7 +48,7 @@ def open_outputs(plan: Plan, resume: bool = False) -> Iterator[Outputs]:
             video = stack.enter_context(
                 SegmentedVideoSink(spec.video, plan.fps, plan.source.width, plan.source.height, audio=spec.audio,
                                    crf=spec.crf, preset=spec.preset, threads=layout.threads,
-                                   encoders=layout.encoders, backlog=encoder_backlog(layout.encoders), start=start)
+                                   encoders=layout.encoders, start=start)
             )
         mark_started(job, digest, start)
         yield Outputs(images=images, video=video, start=start)

@@ -47,7 +47,7 @@ from composer.plan import Plan, encoder_layout, model_layout, open_plan, run_bat
 from composer.preload import Preloader, chunk_size, frame_bytes, plan_visits
 from composer.prepare import fill_image, image_channels
 from composer.resume import SEGMENT_FRAMES
-from composer.segments import encoder_backlog
+from composer.segments import encoder_backlog, pooled_frames
 from composer.threads import POLL, Stopped, Supervisor, get, one_opencv_thread, put, wait_for
 from composer.trace import NullTracer
 from composer.writers import convert_frame, converted_shape
@@ -198,7 +198,7 @@ def working_bytes(plan: Plan, model: Model, batch: int, workers: int, lanes: int
     encoder = 0
     if plan.job.output.video is not None:
         encoders = encoder_layout(plan.job).encoders
-        waiting = encoders * (encoder_backlog(encoders) + 1) if encoders > 1 else 0  # the sink's pooled frames
+        waiting = pooled_frames(encoders, encoder_backlog(encoders))
         encoder = encoders * ENCODER_FRAMES * frame + waiting * (frame // 2)
     return slot_count(batch, workers) * slot + input_count(lanes, depth) * batch * sample + predictions + encoder
 

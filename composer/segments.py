@@ -34,6 +34,12 @@ def encoder_backlog(encoders: int, segment: int = SEGMENT_FRAMES) -> int:
     return 0 if encoders == 1 else segment // 2
 
 
+def pooled_frames(encoders: int, backlog: int) -> int:
+    """4:2:0 frame buffers a sink with ``encoders`` encoders keeps: each encoder's backlog and the frame it
+    is encoding; none for one encoder, which encodes the caller's frame."""
+    return encoders * (backlog + 1) if encoders > 1 else 0
+
+
 class _Segments:
     """Encodes the frames it is given into whole segments, one part file after another."""
 
@@ -79,23 +85,24 @@ class SegmentedVideoSink:
         crf, preset: x264 settings.
         threads: x264's threads per encoder (0: its own choice).
         encoders: segments encoded at once, each on its own thread; 1 encodes on the caller's thread.
-        backlog: frames each encoder thread may have waiting (needed when ``encoders`` > 1).
+        backlog: frames each encoder thread may have waiting; None: :func:`encoder_backlog`.
         start: the first frame this run writes; a multiple of the segment length.
         segment: frames per segment.
     """
 
     def __init__(self, path: Path, fps: Fraction, width: int, height: int, *, audio: Path | None = None,
-                 crf: int = 18, preset: str = "veryfast", threads: int = 0, encoders: int = 1, backlog: int = 0,
-                 start: int = 0, segment: int = SEGMENT_FRAMES) -> None:
+                 crf: int = 18, preset: str = "veryfast", threads: int = 0, encoders: int = 1,
+                 backlog: int | None = None, start: int = 0, segment: int = SEGMENT_FRAMES) -> None:
         if start % segment:
             raise ValueError(f"start {start} is not a multiple of the segment length {segment}")
+        if backlog is None:
+            backlog = encoder_backlog(encoders, segment)
         if encoders < 1 or (encoders > 1 and backlog < 1):
             raise ValueError(f"need one encoder or more, and a backlog for several: {encoders}, {backlog}")
         self.path, self.fps, self.width, self.height = Path(path), Fraction(fps), width, height
         self.audio, self.crf, self.preset, self.threads, self.segment = audio, crf, preset, threads, segment
         self.folder = parts_folder(self.path)
         self.frames_written = start
-        self._i420 = np.empty(converted_shape(width, height), np.uint8)
         if audio is not None:
             _AudioTrack(Path(audio)).close()  # a bad audio file is reported before any frame is rendered
         try:
@@ -104,9 +111,11 @@ class SegmentedVideoSink:
             raise OutputError(f"{self.path}: cannot create {self.folder}: {exc.strerror or exc}") from exc
         self._segments = [_Segments(self) for _ in range(encoders)]
         self._threads: Supervisor | None = None
-        if encoders > 1:
+        if encoders == 1:
+            self._i420 = np.empty(converted_shape(width, height), np.uint8)  # write's conversion, reused
+        else:
             self._free: queue.Queue[np.ndarray] = queue.Queue()
-            for _ in range(encoders * (backlog + 1)):
+            for _ in range(pooled_frames(encoders, backlog)):
                 self._free.put(np.empty(converted_shape(width, height), np.uint8))
             self._queues: list[queue.Queue[tuple[int, np.ndarray] | None]] = [
                 queue.Queue(maxsize=backlog) for _ in range(encoders)]
