@@ -1,0 +1,229 @@
+"""What the cores reach when all of them work at once: the profile's stage loop alone, then one copy per core.
+
+    python -m benchmarks.scaling JOB --frames 1000 --report RESULTS.md --section scaling-light
+
+``composer profile``'s bound (DESIGN.md section 5) is ``cores x 1000 / CPU ms per frame``, each stage measured
+alone on one thread while the other cores idle. With every core busy the same work costs more: the cores
+share caches and memory bandwidth (and, on an SMT machine, execution units). This benchmark measures how
+much more. It runs the profile's single-thread stage loop (:func:`composer.profile.measure_stages`: every
+stage on one thread, its outputs written to a scratch folder)
+
+1. alone, in one child process, then
+2. as one copy per usable core, in as many child processes released together from a barrier, each over the
+   same frames into a folder of its own,
+
+and then composer's processor renders the same frames with the job's settings, in this process, as
+``composer profile`` does. The report gives each stage's CPU ms per frame in both cases and the bound each
+sets. Composer's fps over the first is the profile's efficiency; over the second it is the share of what
+the cores did with every core on its own copy of the work, with nothing to coordinate.
+
+A CPU bound only means something without an accelerator; with one, the stages it runs are left out of the
+sums as ``composer profile`` leaves them out. Exit status 1 if a child fails (its error is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import queue
+import statistics
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from composer.errors import ComposerError
+from composer.job import Job, load_job
+from composer.machine import describe_machine
+from composer.plan import usable_cores
+from composer.profile import Bound, StageCost, compute_bound, measure_stages, trial_job
+from composer.sweep import write_section
+
+_BARRIER_SECONDS = 600  # a copy that has not reached the barrier by then has hung
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """The stage costs alone and with every core busy, and composer's render of the same frames."""
+
+    job: Job
+    frames: int
+    copies: int
+    alone: tuple[StageCost, ...]
+    busy: tuple[StageCost, ...]  # each stage's cost averaged over the copies
+    composer_fps: float
+
+    @property
+    def bound(self) -> Bound:
+        """``composer profile``'s bound: the costs measured alone."""
+        return compute_bound(self.alone, self.copies)
+
+    @property
+    def reachable(self) -> Bound:
+        """The bound from the costs measured with every core busy."""
+        return compute_bound(self.busy, self.copies)
+
+    def rows(self) -> list[tuple[str, ...]]:
+        busy = {s.name: s for s in self.busy}
+        rows = []
+        for stage in self.alone:
+            other = busy[stage.name]
+            ratio = other.cpu_ms / stage.cpu_ms if stage.cpu_ms > 0 else 1.0
+            where = " (accelerator)" if stage.accelerator else ""
+            rows.append((stage.name + where, f"{stage.cpu_ms:.2f}", f"{other.cpu_ms:.2f}", f"{ratio:.2f}"))
+        total_alone, total_busy = self.bound.cpu_ms, self.reachable.cpu_ms
+        rows.append(("all CPU stages", f"{total_alone:.2f}", f"{total_busy:.2f}", f"{total_busy / total_alone:.2f}"))
+        return rows
+
+    def summary(self) -> list[str]:
+        bound, reachable = self.bound.fps, self.reachable.fps
+        return [
+            f"bound, stages alone: {self.copies} cores x 1000 / {self.bound.cpu_ms:.2f} ms = {bound:.1f} fps",
+            f"bound, every core busy: {self.copies} cores x 1000 / {self.reachable.cpu_ms:.2f} ms = "
+            f"{reachable:.1f} fps ({reachable / bound:.2f} of the first)",
+            f"composer: {self.composer_fps:.1f} fps = {self.composer_fps / bound:.2f} of the first bound "
+            f"(the profile's efficiency), {self.composer_fps / reachable:.2f} of the second",
+        ]
+
+
+_HEADER = ("stage", "CPU ms alone", "CPU ms, every core busy", "ratio")
+
+
+def _copy(job_file: str, frames: int, folder: str, barrier: threading.Barrier, results: queue.Queue) -> None:
+    """A child's body: the stage loop over ``frames`` output frames once every copy is ready."""
+    try:
+        trial = trial_job(load_job(Path(job_file)), frames, Path(folder) / "run")
+    except BaseException as exc:
+        barrier.abort()  # the other copies stop waiting
+        results.put(f"{type(exc).__name__}: {exc}")
+        return
+    try:
+        barrier.wait(_BARRIER_SECONDS)
+        results.put(measure_stages(trial, Path(folder) / "measure", frames).stages)
+    except threading.BrokenBarrierError:
+        results.put("BrokenBarrierError: another copy failed before the start")
+    except BaseException as exc:
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+class CopyFailed(Exception):
+    """A copy of the stage loop failed; the message is the child's error."""
+
+
+def run_copies(job: Job, frames: int, copies: int, folder: Path) -> list[tuple[StageCost, ...]]:
+    """Run the stage loop in ``copies`` child processes at once; each one's stage costs.
+
+    Raises:
+        CopyFailed: a copy raised, or died without an answer.
+    """
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding threads and sessions
+    barrier, results = ctx.Barrier(copies), ctx.Queue()
+    children = [ctx.Process(target=_copy, args=(str(job.path), frames, str(folder / f"copy-{k}"), barrier, results),
+                            name=f"scaling-copy-{k}") for k in range(copies)]
+    for child in children:
+        child.start()
+    answers: list[tuple[StageCost, ...] | str] = []
+    try:
+        while len(answers) < copies:
+            try:
+                answers.append(results.get(timeout=1.0))
+            except queue.Empty:
+                dead = [c for c in children if not c.is_alive() and c.exitcode]
+                if dead and results.empty():
+                    raise CopyFailed(
+                        f"{dead[0].name} exited with status {dead[0].exitcode} without an answer") from None
+    finally:
+        for child in children:
+            if child.is_alive() and len(answers) < copies:
+                child.terminate()
+            child.join()
+    errors = [a for a in answers if isinstance(a, str)]
+    if errors:
+        raise CopyFailed(next((e for e in errors if not e.startswith("BrokenBarrierError")), errors[0]))
+    return [a for a in answers if not isinstance(a, str)]
+
+
+def mean_costs(runs: Sequence[tuple[StageCost, ...]]) -> tuple[StageCost, ...]:
+    """Each stage's cost averaged over ``runs`` (every run has the same stages in the same order)."""
+    return tuple(
+        StageCost(stages[0].name, statistics.fmean(s.wall_ms for s in stages),
+                  statistics.fmean(s.cpu_ms for s in stages), stages[0].work, stages[0].accelerator)
+        for stages in zip(*runs)
+    )
+
+
+def composer_fps(job: Job, frames: int, folder: Path) -> float:
+    """Composer's processor rendering the job's first ``frames`` output frames, as ``composer profile`` does."""
+    from composer.pipeline import render
+
+    stats = render(trial_job(job, frames, folder / "run"))
+    return stats.frames / stats.seconds
+
+
+def measure(job: Job, frames: int, copies: int, scratch: Path, log=print) -> Scaling:
+    """The three measurements, one after the other, each with the machine to itself."""
+    log(f"stage loop alone, {frames} frames ...")
+    alone = run_copies(job, frames, 1, scratch / "alone")[0]
+    log(f"stage loop, {copies} copies at once ...")
+    busy = mean_costs(run_copies(job, frames, copies, scratch / "busy"))
+    log("composer ...")
+    fps = composer_fps(job, frames, scratch / "composer")
+    return Scaling(job, frames, copies, alone, busy, fps)
+
+
+def text_table(rows: Sequence[tuple[str, ...]]) -> str:
+    rows = [_HEADER, *rows]
+    widths = [max(len(r[k]) for r in rows) for k in range(len(_HEADER))]
+    return "\n".join("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])])
+                     for r in rows)
+
+
+def _name(job: Job) -> str:
+    return f"{job.path.parent.name}/{job.path.name}" if job.path is not None else "job"
+
+
+def markdown(result: Scaling) -> str:
+    name = _name(result.job)
+    lines = [f"## Scaling: {name}", "",
+             f"The profile's single-thread stage loop over {result.frames} output frames of `{name}`, first alone, "
+             f"then as {result.copies} copies at once (one per usable core, separate processes started together), "
+             "then composer's render of the same frames with the job's settings. CPU ms are per output frame; "
+             "the second column is the mean over the copies.",
+             "", "| " + " | ".join(_HEADER) + " |", "| --- | ---: | ---: | ---: |"]
+    lines += ["| " + " | ".join(r) + " |" for r in result.rows()]
+    lines += [""] + [f"- {line}" for line in result.summary()]
+    lines += ["", f"Machine: {describe_machine().summary()}.",
+              f"Regenerate: `python -m benchmarks.scaling {name} --frames {result.frames} --copies {result.copies} "
+              f"--report RESULTS.md --section SECTION`."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scaling", description=__doc__.splitlines()[0])
+    parser.add_argument("job", type=Path, help="the job file")
+    parser.add_argument("--frames", type=int, default=500, help="output frames per measurement (default 500)")
+    parser.add_argument("--copies", type=int, help="copies at once (default: the usable cores)")
+    parser.add_argument("--report", type=Path, help="write the result as a section of this Markdown file")
+    parser.add_argument("--section", default="scaling", help="report section name (default scaling)")
+    args = parser.parse_args(argv)
+    copies = args.copies if args.copies is not None else usable_cores()
+    if args.frames < 1 or copies < 1:
+        parser.error("--frames and --copies must be at least 1")
+    try:
+        job = load_job(args.job)
+        with tempfile.TemporaryDirectory(prefix="composer-scaling-") as scratch:
+            result = measure(job, args.frames, copies, Path(scratch), log=lambda m: print(m, file=sys.stderr))
+        print(text_table(result.rows()))
+        print("\n".join(result.summary()))
+        if args.report is not None:
+            write_section(args.report, args.section, markdown(result))
+    except (ComposerError, CopyFailed) as exc:
+        print(f"benchmarks.scaling: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
