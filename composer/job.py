@@ -99,7 +99,7 @@ class RunSpec:
     lanes: int | None = None  # model sessions running batches side by side; None: from the provider and cores
     threads: int | None = None  # intra-op threads per lane; None: the usable cores shared among the lanes
     encoders: int | None = None  # video segments encoded side by side; None: two (one on one core)
-    encoder_threads: int | None = None  # x264 threads per encoder; 0 or None: x264's own choice
+    encoder_threads: int | None = None  # x264 threads per encoder; 0: x264's own choice; None: see encoder_layout
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ def open_outputs(plan: Plan, resume: bool = False) -> Iterator[Outputs]:
             video = stack.enter_context(
                 SegmentedVideoSink(spec.video, plan.fps, plan.source.width, plan.source.height, audio=spec.audio,
                                    crf=spec.crf, preset=spec.preset, threads=layout.threads,
-                                   encoders=layout.encoders, start=start)
+                                   encoders=layout.encoders, start=start, frames=plan.count)
             )
         mark_started(job, digest, start)
         yield Outputs(images=images, video=video, start=start)

@@ -250,7 +250,7 @@ class Profile:
         p50, p95, p99 = r.latency_ms
         video = ""
         if "encoders" in s:
-            video = f", video {s['encoders']} encoders x {s['encoder_threads'] or 'auto'} threads"
+            video = f", video {s['video']}"
         lines += [
             f"processor (batch {s['batch']}, {s['workers']} workers, model {s['lanes']} lanes x {s['threads']} "
             f"threads, chunk {s['chunk']}{video}): {r.frames} frames in {r.seconds:.2f} s = {r.fps:.1f} fps",
@@ -514,7 +514,7 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None) -> Measure
                "threads": layout.threads, "chunk": settings.chunk}
         if output.video is not None:
             encoders = encoder_layout(job)
-            run |= {"encoders": encoders.encoders, "encoder_threads": encoders.threads}
+            run |= {"encoders": encoders.encoders, "encoder_threads": encoders.threads, "video": encoders.text()}
         return Measurement(n, len(needed), (width, height), model.provider, tuple(stages), memory, run)
 
 

@@ -51,8 +51,9 @@ class _Segments:
         """Encode output frame ``index``; the frame that fills its segment finishes the part file."""
         sink = self.sink
         if self.part is None:
-            self.part = VideoSink(part_path(sink.folder, index // sink.segment), sink.fps, sink.width, sink.height,
-                                  crf=sink.crf, preset=sink.preset, threads=sink.threads)
+            number = index // sink.segment
+            self.part = VideoSink(part_path(sink.folder, number), sink.fps, sink.width, sink.height,
+                                  crf=sink.crf, preset=sink.preset, threads=sink.x264_threads(number))
         self.part.write_converted(i420)
         if (index + 1) % sink.segment == 0:
             self.finish()
@@ -83,16 +84,19 @@ class SegmentedVideoSink:
         width, height: frame size.
         audio: a file whose first audio track is muxed in on join, cut to the video's length.
         crf, preset: x264 settings.
-        threads: x264's threads per encoder (0: its own choice).
+        threads: x264's threads per encoder (0: its own choice); None: 1 for every segment but the last one of
+            a video of ``frames`` frames, which gets x264's own (with ``frames`` None, every segment gets 1).
         encoders: segments encoded at once, each on its own thread; 1 encodes on the caller's thread.
         backlog: frames each encoder thread may have waiting; None: :func:`encoder_backlog`.
         start: the first frame this run writes; a multiple of the segment length.
         segment: frames per segment.
+        frames: the video's length in frames, when known: it tells which segment is the last.
     """
 
     def __init__(self, path: Path, fps: Fraction, width: int, height: int, *, audio: Path | None = None,
-                 crf: int = 18, preset: str = "veryfast", threads: int = 0, encoders: int = 1,
-                 backlog: int | None = None, start: int = 0, segment: int = SEGMENT_FRAMES) -> None:
+                 crf: int = 18, preset: str = "veryfast", threads: int | None = 0, encoders: int = 1,
+                 backlog: int | None = None, start: int = 0, segment: int = SEGMENT_FRAMES,
+                 frames: int | None = None) -> None:
         if start % segment:
             raise ValueError(f"start {start} is not a multiple of the segment length {segment}")
         if backlog is None:
@@ -101,6 +105,7 @@ class SegmentedVideoSink:
             raise ValueError(f"need one encoder or more, and a backlog for several: {encoders}, {backlog}")
         self.path, self.fps, self.width, self.height = Path(path), Fraction(fps), width, height
         self.audio, self.crf, self.preset, self.threads, self.segment = audio, crf, preset, threads, segment
+        self.frames = frames
         self.folder = parts_folder(self.path)
         self.frames_written = start
         if audio is not None:
@@ -122,6 +127,13 @@ class SegmentedVideoSink:
             self._threads = Supervisor()
             for k in range(encoders):
                 self._threads.spawn(f"encode-{k}", functools.partial(self._encode, k))
+
+    def x264_threads(self, number: int) -> int:
+        """x264's threads for segment ``number`` (0: x264's own choice)."""
+        if self.threads is not None:
+            return self.threads
+        last = self.frames is not None and number == (self.frames - 1) // self.segment
+        return 0 if last else 1
 
     def write(self, frame: np.ndarray) -> None:
         """Encode the next frame (BGR); a segment that fills up is finished and kept."""

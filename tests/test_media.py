@@ -324,6 +324,31 @@ def test_segments_encoded_side_by_side_match_one_encoder(tmp_path: Path) -> None
     _assert_finished_mp4(two, 11, Fraction(25))
 
 
+@pytest.mark.parametrize(("threads", "frames", "expected"), [
+    (None, 11, [1, 1, 0]),  # one thread beside another segment, x264's own for the last one
+    (None, None, [1, 1, 1]),  # the length unknown: no segment is known to be the last
+    (2, 11, [2, 2, 2]),
+    (0, 11, [0, 0, 0]),
+])
+def test_each_segment_gets_its_x264_threads(tmp_path: Path, monkeypatch, threads, frames, expected) -> None:
+    opened: list[int] = []
+    original = VideoSink.__init__
+
+    def recording(self, *args, **kwargs):
+        opened.append(kwargs["threads"])
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(VideoSink, "__init__", recording)
+    target = tmp_path / "result.mp4"
+    with SegmentedVideoSink(target, Fraction(25), W, H, preset="ultrafast", threads=threads, encoders=2,
+                            backlog=2, segment=4, frames=frames) as sink:
+        for index in range(11):
+            sink.write(_scene(index))
+    assert sorted(opened[:3]) == sorted(expected) and opened.count(0) == expected.count(0)
+    assert [sink.x264_threads(k) for k in range(3)] == expected
+    _assert_finished_mp4(target, 11, Fraction(25))
+
+
 @pytest.mark.parametrize("at", [0, 6, 10])
 def test_encoder_thread_failure_is_reported_with_its_frame(tmp_path: Path, monkeypatch, at: int) -> None:
     original, calls = VideoSink.write_converted, iter(range(100))
