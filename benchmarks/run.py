@@ -9,6 +9,8 @@ reused ping-pong over ``--frames`` output frames) under ``--out``, loads it once
 1. checks: every design renders the frames into memory and each is compared with the reference loop's;
 2. times: each design renders the frames to jpg files (``cv2.imwrite``, the job's quality), the designs
    taking turns for ``--repeats`` rounds, so a slow spell of a shared machine does not sink one of them;
+   before each run the process hands its free memory back (:func:`release_free_memory`), so that no
+   design finds its pages already faulted in by an earlier round;
 3. prints fps (median and range), the ratio of each to composer's, peak RSS and the check's verdict, and
    with ``--report`` writes the table as a section of a Markdown file.
 
@@ -19,6 +21,7 @@ differ from the reference by more than the one level of rounding a batched convo
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import shutil
 import statistics
@@ -153,6 +156,25 @@ def check(inputs: Inputs, names: Sequence[str]) -> dict[str, Verdict]:
 # --- timing -----------------------------------------------------------------------------------------------
 
 
+def release_free_memory() -> bool:
+    """Collect garbage and hand the allocator's free pages back to the system; False where that is not possible.
+
+    Each round should find memory as a one-render process does. Without this, a design that allocates its
+    frames in pieces below glibc's mmap threshold (the seeds' lists of frames) gets them back on later rounds
+    from the heap, already faulted in, while a design that allocates one large block (composer's cache) gets
+    fresh pages from the kernel every round: in seed 001's scenario that was 0.2-0.3 s of system time per
+    round against 0.7-1.8 s, and the rounds after the first ranked the designs by it. ``malloc_trim(0)``
+    (glibc) returns every free page, so every design pays its own first touch every round.
+    """
+    gc.collect()
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return False
+    trim(0)
+    return True
+
+
 @dataclass(frozen=True)
 class Timing:
     """One design's timed runs."""
@@ -179,7 +201,7 @@ def time_designs(inputs: Inputs, names: Sequence[str], folder: Path, repeats: in
     for round_ in range(repeats):
         for name in names:
             save: Save = JpgSaver(folder / name, inputs.job.output.quality)
-            gc.collect()
+            release_free_memory()
             memory = PeakMemory()
             began = time.perf_counter()
             DESIGNS[name](inputs, save)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
+import psutil
 import pytest
 
 from benchmarks.designs import DESIGNS, label, load_inputs, pooled_drawers
-from benchmarks.run import Checker, check, table, text_table
+from benchmarks.run import Checker, check, release_free_memory, table, text_table
 from composer.demo_assets import make_demo_assets
 from composer.job import load_job
 from composer.reference import render_reference
@@ -95,3 +97,15 @@ def test_labels_and_table(folder_job):
     rows = table(timings, {}, job)
     assert rows[0][3] == "1.00" and rows[1][3] == "0.40" and rows[1][4] == "2.50x"
     assert "fps / composer's" in text_table(rows)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
+def test_free_memory_goes_back_to_the_system_between_rounds():
+    process = psutil.Process()
+    pieces = [np.ones(64 * 1024, np.uint8) for _ in range(1024)]  # 64 MiB in heap-sized pieces, touched
+    guard = np.ones(64 * 1024, np.uint8)  # keeps the freed pieces off the heap's top, which free() trims itself
+    del pieces
+    before = process.memory_info().rss
+    assert release_free_memory()
+    assert before - process.memory_info().rss > 32 * 2**20
+    del guard
