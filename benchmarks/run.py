@@ -9,8 +9,10 @@ reused ping-pong over ``--frames`` output frames) under ``--out``, loads it once
 1. checks: every design renders the frames into memory and each is compared with the reference loop's;
 2. times: each design renders the frames to jpg files (``cv2.imwrite``, the job's quality), the designs
    taking turns for ``--repeats`` rounds, so a slow spell of a shared machine does not sink one of them;
-   before each run the process hands its free memory back (:func:`release_free_memory`), so that no
-   design finds its pages already faulted in by an earlier round;
+   every run in a fresh child process that loads the job's inputs and model before its clock starts, as a
+   user's render would: in one shared process a design found memory as the designs before it had left it
+   (the seeds' lists of frames came back from the allocator's heap already faulted in, composer's cache
+   never did), and that ranked the designs as much as their work did;
 3. prints fps (median and range), the ratio of each to composer's, peak RSS and the check's verdict, and
    with ``--report`` writes the table as a section of a Markdown file.
 
@@ -21,8 +23,8 @@ differ from the reference by more than the one level of rounding a batched convo
 from __future__ import annotations
 
 import argparse
-import ctypes
 import gc
+import queue
 import shutil
 import statistics
 import sys
@@ -35,7 +37,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.designs import DESIGNS, Inputs, Save, label, load_inputs
+from benchmarks.children import ChildFailed, collect, context, failure
+from benchmarks.designs import DESIGNS, Inputs, label, load_inputs
 from composer.demo_assets import make_demo_assets
 from composer.job import Job, load_job, parse_frame_size
 from composer.machine import describe_machine
@@ -156,25 +159,6 @@ def check(inputs: Inputs, names: Sequence[str]) -> dict[str, Verdict]:
 # --- timing -----------------------------------------------------------------------------------------------
 
 
-def release_free_memory() -> bool:
-    """Collect garbage and hand the allocator's free pages back to the system; False where that is not possible.
-
-    Each round should find memory as a one-render process does. Without this, a design that allocates its
-    frames in pieces below glibc's mmap threshold (the seeds' lists of frames) gets them back on later rounds
-    from the heap, already faulted in, while a design that allocates one large block (composer's cache) gets
-    fresh pages from the kernel every round: in seed 001's scenario that was 0.2-0.3 s of system time per
-    round against 0.7-1.8 s, and the rounds after the first ranked the designs by it. ``malloc_trim(0)``
-    (glibc) returns every free page, so every design pays its own first touch every round.
-    """
-    gc.collect()
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return False
-    trim(0)
-    return True
-
-
 @dataclass(frozen=True)
 class Timing:
     """One design's timed runs."""
@@ -193,24 +177,43 @@ class Timing:
         return self.frames / max(self.seconds), self.frames / min(self.seconds)
 
 
-def time_designs(inputs: Inputs, names: Sequence[str], folder: Path, repeats: int,
+def _timed_run(job_file: str, name: str, folder: str, answers: queue.Queue) -> None:
+    """A child's body: load the job's inputs as the parent did, then time one render of design ``name``."""
+    try:
+        inputs = load_inputs(benchmark_job(Path(job_file)))
+        save = JpgSaver(Path(folder), inputs.job.output.quality)
+        gc.collect()
+        memory = PeakMemory()
+        began = time.perf_counter()
+        DESIGNS[name](inputs, save)
+        answers.put((time.perf_counter() - began, memory.peak))
+    except BaseException as exc:
+        answers.put(failure(exc))
+
+
+def time_designs(job_file: Path, names: Sequence[str], count: int, folder: Path, repeats: int,
                  progress: bool = True) -> dict[str, Timing]:
-    """Time each design ``repeats`` times, round-robin, saving jpg frames under ``folder / name``."""
+    """Time each design ``repeats`` times, round-robin, each run in a fresh process saving jpg frames under
+    ``folder / name``; ``count`` is the job's number of output frames.
+
+    Raises:
+        ChildFailed: a run failed (the message is its error) or its process died.
+    """
+    ctx = context()
     seconds: dict[str, list[float]] = {n: [] for n in names}
     peaks: dict[str, int] = dict.fromkeys(names, 0)
     for round_ in range(repeats):
         for name in names:
-            save: Save = JpgSaver(folder / name, inputs.job.output.quality)
-            release_free_memory()
-            memory = PeakMemory()
-            began = time.perf_counter()
-            DESIGNS[name](inputs, save)
-            took = time.perf_counter() - began
+            answers = ctx.Queue()
+            child = ctx.Process(target=_timed_run, args=(str(job_file), name, str(folder / name), answers),
+                                name=f"benchmark-{name}")
+            child.start()
+            [(took, peak)] = collect([child], answers)
             seconds[name].append(took)
-            peaks[name] = max(peaks[name], memory.peak)
+            peaks[name] = max(peaks[name], peak)
             if progress:
-                print(f"  round {round_ + 1}/{repeats} {name:18s} {inputs.count / took:7.1f} fps", file=sys.stderr)
-    return {n: Timing(n, tuple(seconds[n]), peaks[n], inputs.count) for n in names}
+                print(f"  round {round_ + 1}/{repeats} {name:18s} {count / took:7.1f} fps", file=sys.stderr)
+    return {n: Timing(n, tuple(seconds[n]), peaks[n], count) for n in names}
 
 
 # --- report -----------------------------------------------------------------------------------------------
@@ -246,11 +249,10 @@ def markdown(model: str, rows: list[tuple[str, ...]], inputs: Inputs, size: tupl
     frames = inputs.count
     lines = [f"## {title}: {model} model", "",
              f"{MODELS[model][0].upper() + MODELS[model][1:]}. {frames} output frames at {size[0]}x{size[1]} "
-             f"(a {inputs.template_frames}-frame template played ping-pong), saved as jpg; every design in one "
-             f"process on the same loaded inputs and model session; fps is the median of {repeats} interleaved "
-             "runs. The frames column compares each design's frames, in memory, with the reference loop's. "
-             "Peak RSS is the process's high-water mark during a design's run: it includes the shared model "
-             "session and whatever earlier runs left allocated, so it ranks the designs only roughly.",
+             f"(a {inputs.template_frames}-frame template played ping-pong), saved as jpg; every run in a fresh "
+             "process that loads the job and its model before the clock starts; fps is the median of "
+             f"{repeats} interleaved runs. The frames column compares each design's frames, in memory, with "
+             "the reference loop's. Peak RSS is the run's process at its highest, the loaded model included.",
              "", "| " + " | ".join(_HEADER) + " |", "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines += ["", f"Machine: {describe_machine().summary()}.",
@@ -296,7 +298,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\n{model} model: {MODELS[model]}; {inputs.count} frames at {args.size[0]}x{args.size[1]}")
         verdicts = {} if args.no_check else check(inputs, names)
         gc.collect()
-        timings = time_designs(inputs, names, folder / "frames", args.repeats)
+        try:
+            timings = time_designs(job.path, names, inputs.count, folder / "frames", args.repeats)
+        except ChildFailed as exc:
+            print(f"benchmarks.run: {model} model: {exc}", file=sys.stderr)
+            return 1
         rows = table(timings, verdicts, job)
         print(text_table(rows))
         failed |= any(not v.ok for v in verdicts.values())

@@ -24,7 +24,6 @@ sums as ``composer profile`` leaves them out. Exit status 1 if a child fails (it
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import queue
 import statistics
 import sys
@@ -34,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.children import ChildFailed, collect, context, failure
 from composer.errors import ComposerError
 from composer.job import Job, load_job
 from composer.machine import describe_machine
@@ -91,58 +91,39 @@ class Scaling:
 _HEADER = ("stage", "CPU ms alone", "CPU ms, every core busy", "ratio")
 
 
-def _copy(job_file: str, frames: int, folder: str, barrier: threading.Barrier, results: queue.Queue) -> None:
+def _copy(job_file: str, frames: int, folder: str, barrier: threading.Barrier, answers: queue.Queue) -> None:
     """A child's body: the stage loop over ``frames`` output frames once every copy is ready."""
     try:
         trial = trial_job(load_job(Path(job_file)), frames, Path(folder) / "run")
     except BaseException as exc:
         barrier.abort()  # the other copies stop waiting
-        results.put(f"{type(exc).__name__}: {exc}")
+        answers.put(failure(exc))
         return
     try:
         barrier.wait(_BARRIER_SECONDS)
-        results.put(measure_stages(trial, Path(folder) / "measure", frames).stages)
-    except threading.BrokenBarrierError:
-        results.put("BrokenBarrierError: another copy failed before the start")
+        answers.put(measure_stages(trial, Path(folder) / "measure", frames).stages)
     except BaseException as exc:
-        results.put(f"{type(exc).__name__}: {exc}")
+        answers.put(failure(exc))
 
 
-class CopyFailed(Exception):
-    """A copy of the stage loop failed; the message is the child's error."""
+def _not_broken_barrier(errors: list[str]) -> str:
+    """The copy that broke the barrier, not the ones it released."""
+    return next((e for e in errors if not e.startswith("BrokenBarrierError")), errors[0])
 
 
 def run_copies(job: Job, frames: int, copies: int, folder: Path) -> list[tuple[StageCost, ...]]:
     """Run the stage loop in ``copies`` child processes at once; each one's stage costs.
 
     Raises:
-        CopyFailed: a copy raised, or died without an answer.
+        ChildFailed: a copy raised, or died without an answer.
     """
-    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding threads and sessions
-    barrier, results = ctx.Barrier(copies), ctx.Queue()
-    children = [ctx.Process(target=_copy, args=(str(job.path), frames, str(folder / f"copy-{k}"), barrier, results),
+    ctx = context()
+    barrier, answers = ctx.Barrier(copies), ctx.Queue()
+    children = [ctx.Process(target=_copy, args=(str(job.path), frames, str(folder / f"copy-{k}"), barrier, answers),
                             name=f"scaling-copy-{k}") for k in range(copies)]
     for child in children:
         child.start()
-    answers: list[tuple[StageCost, ...] | str] = []
-    try:
-        while len(answers) < copies:
-            try:
-                answers.append(results.get(timeout=1.0))
-            except queue.Empty:
-                dead = [c for c in children if not c.is_alive() and c.exitcode]
-                if dead and results.empty():
-                    raise CopyFailed(
-                        f"{dead[0].name} exited with status {dead[0].exitcode} without an answer") from None
-    finally:
-        for child in children:
-            if child.is_alive() and len(answers) < copies:
-                child.terminate()
-            child.join()
-    errors = [a for a in answers if isinstance(a, str)]
-    if errors:
-        raise CopyFailed(next((e for e in errors if not e.startswith("BrokenBarrierError")), errors[0]))
-    return [a for a in answers if not isinstance(a, str)]
+    return collect(children, answers, first=_not_broken_barrier)
 
 
 def mean_costs(runs: Sequence[tuple[StageCost, ...]]) -> tuple[StageCost, ...]:
@@ -219,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(result.summary()))
         if args.report is not None:
             write_section(args.report, args.section, markdown(result))
-    except (ComposerError, CopyFailed) as exc:
+    except (ComposerError, ChildFailed) as exc:
         print(f"benchmarks.scaling: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
-import psutil
 import pytest
 
+from benchmarks.children import ChildFailed
 from benchmarks.designs import DESIGNS, label, load_inputs, pooled_drawers
-from benchmarks.run import Checker, check, release_free_memory, table, text_table
+from benchmarks.run import Checker, benchmark_job, check, table, text_table, time_designs
 from composer.demo_assets import make_demo_assets
 from composer.job import load_job
 from composer.reference import render_reference
@@ -99,13 +98,23 @@ def test_labels_and_table(folder_job):
     assert "fps / composer's" in text_table(rows)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
-def test_free_memory_goes_back_to_the_system_between_rounds():
-    process = psutil.Process()
-    pieces = [np.ones(64 * 1024, np.uint8) for _ in range(1024)]  # 64 MiB in heap-sized pieces, touched
-    guard = np.ones(64 * 1024, np.uint8)  # keeps the freed pieces off the heap's top, which free() trims itself
-    del pieces
-    before = process.memory_info().rss
-    assert release_free_memory()
-    assert before - process.memory_info().rss > 32 * 2**20
-    del guard
+
+def test_each_timed_run_is_a_fresh_process(video_job, tmp_path):
+    job = benchmark_job(video_job)
+    timings = time_designs(video_job, ["composer", "reference"], 11, tmp_path / "frames", repeats=2, progress=False)
+    for name in ("composer", "reference"):
+        assert len(timings[name].seconds) == 2 and min(timings[name].seconds) > 0
+        assert timings[name].peak_rss > 0
+        assert len(list((tmp_path / "frames" / name).glob("*.jpg"))) == 11
+    assert job.output.format == "jpg" and job.output.video is None
+
+
+def test_a_run_that_fails_in_its_process_is_one_line(video_job, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for path in video_job.parent.iterdir():
+        if path.is_file():
+            (broken / path.name).write_bytes(path.read_bytes())
+    (broken / "template.mp4").write_bytes(b"not a video")
+    with pytest.raises(ChildFailed, match="template.mp4"):
+        time_designs(broken / "job.toml", ["composer"], 11, tmp_path / "frames", repeats=1, progress=False)
