@@ -9,7 +9,7 @@ import numpy as np
 from composer.job import load_job
 from composer.pipeline import Settings, render, working_bytes
 from composer.plan import open_plan, run_batch, run_workers
-from composer.preload import chunk_size, frame_bytes, plan_visits
+from composer.preload import chunk_size, frame_bytes, plan_visits, small_pages
 from composer.schedule import schedule
 from composer.sources import FolderSource
 from composer.trace import Tracer
@@ -71,3 +71,12 @@ def test_rendering_starts_before_the_chunk_is_decoded(monkeypatch, make_job):
     last_decode = max(s.end for s in tracer.of("decode"))
     assert first_inference < last_decode, "the model waited for the whole template to be decoded"
     assert np.isfinite(first_inference)
+
+
+def test_cache_slots_are_writable_arrays_of_their_own():
+    a, b = small_pages((3, 4, 5, 3)), small_pages((3, 4, 5, 3))
+    a[:] = 7
+    b[:] = 9
+    assert a.shape == (3, 4, 5, 3) and a.dtype == np.uint8 and a.flags.c_contiguous and a.flags.writeable
+    assert int(a.sum()) == 7 * a.size and int(b.sum()) == 9 * b.size
+    assert small_pages((0, 4)).shape == (0, 4)
