@@ -68,7 +68,7 @@ def usable_cores() -> int:
     return max(1, int(joblib.cpu_count()))
 
 
-CPU_BATCH = 2  # frames per model call on a CPU (see README, "Defaults")
+CPU_BATCH = 1  # frames per model call on a CPU (see README, "Defaults")
 ACCELERATOR_BATCH = 4  # frames per model call on CUDA or TensorRT
 
 

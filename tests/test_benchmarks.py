@@ -88,7 +88,7 @@ def test_labels_and_table(folder_job):
     from benchmarks.run import Timing
 
     job = load_job(folder_job)
-    assert label("composer", job).startswith("composer (batch 2, ")
+    assert label("composer", job).startswith("composer (batch 1, ")
     assert label("composer", job.with_run(batch=4, workers=3)).startswith("composer (batch 4, 3 workers, model ")
     assert f"{pooled_drawers()} drawer" in label("seed000-pooled")
     timings = {"composer": Timing("composer", (1.0, 1.6, 2.0), 2**20, 10),

@@ -57,9 +57,9 @@ def test_the_default_point_is_compared_with_the_best(make_job, monkeypatch):
     result = CliRunner().invoke(sweep, args)
     assert result.exit_code == 0, result.output
     line = result.stdout.splitlines()[-1]
-    assert line.startswith("The job's own settings (batch 2, 2 workers, model 2 x 1 (lanes x threads)): ")
+    assert line.startswith("The job's own settings (batch 1, 2 workers, model 2 x 1 (lanes x threads)): ")
     assert "% of the best" in line
-    result = CliRunner().invoke(sweep, [*args[:2], "1", *args[3:]])
+    result = CliRunner().invoke(sweep, [*args[:2], "2", *args[3:]])  # a grid without batch 1
     assert result.stdout.splitlines()[-1].endswith("are not in the grid.")
 
 
