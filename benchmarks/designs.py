@@ -43,10 +43,11 @@ from composer.features import feature_window
 from composer.job import Job
 from composer.model import Model
 from composer.pipeline import warm_up
-from composer.plan import model_layout, open_plan, run_workers, wanted_batch
+from composer.plan import model_layout, open_plan
 from composer.prepare import crop_region, model_image
 from composer.rects import Rects, load_rects
 from composer.sources import TemplateSource, open_template
+from composer.sweep import default_point
 from composer.threads import Supervisor, get, put
 
 __all__ = ["DESIGNS", "Design", "Inputs", "Save", "label", "load_inputs", "pipelined", "pooled", "pooled_drawers",
@@ -305,9 +306,8 @@ def label(name: str, job: Job | None = None) -> str:
     if name == "composer":
         run = ""
         if job is not None:
-            layout = model_layout(job)
-            batch = wanted_batch(job, layout.accelerated)
-            run = f" (batch {batch}, {run_workers(job)} workers, model {layout.text()})"
+            point = default_point(job)
+            run = f" (batch {point.batch}, {point.workers} workers, model {model_layout(job).text()})"
         return f"composer{run}"
     return {
         "reference": "reference loop (sequential, RAM)",

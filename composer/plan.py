@@ -76,8 +76,8 @@ def run_batch(job: Job, model: Model) -> int:
     """Frames per model call: the model's fixed batch, else ``[run] batch``, else the provider's default.
 
     On a CPU, ONNX Runtime gains nothing from batching (the cost per frame stays flat or grows, and each
-    session's arena grows with the batch); two frames per call halve the per-call overhead of a light model.
-    An accelerator keeps its batches of 4.
+    session's arena grows with the batch): one frame per call was the heavy model's best point in every sweep
+    (README, "Defaults"). An accelerator keeps its batches of 4.
     """
     return model.batch_size(wanted_batch(job, model.accelerated))
 

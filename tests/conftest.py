@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from composer.demo_assets import make_demo_assets
 from composer.zoo import build_elementwise
 
 __all__ = ["job_factory", "read_folder", "write_frames", "boxes_for", "write_job", "write_wav"]
@@ -128,3 +129,22 @@ def write_wav(path: Path, seconds: float = 2.0, rate: int = 44100, channels: int
         file.setframerate(rate)
         file.writeframes(np.repeat(tone[:, None], channels, axis=1).tobytes())
     return path
+
+
+@pytest.fixture(scope="session")
+def demo_video_job(tmp_path_factory) -> Path:
+    """The demo job at 64x64 (a 5-frame H.264 template, ping-pong over 11 frames), with a cheap model."""
+    root = tmp_path_factory.mktemp("demo-video-job")
+    job_file = make_demo_assets(root, frames=11, size=(64, 64), template_frames=5)
+    build_elementwise(root / "model.onnx", window=320, in_channels=6, feature_shape=(32, 16, 16))
+    return job_file
+
+
+def broken_copy(job_file: Path, folder: Path, name: str, content: bytes = b"garbage") -> Path:
+    """A copy of the job's folder (files only) with file ``name`` overwritten by ``content``; its job file."""
+    folder.mkdir()
+    for path in job_file.parent.iterdir():
+        if path.is_file():
+            (folder / path.name).write_bytes(path.read_bytes())
+    (folder / name).write_bytes(content)
+    return folder / job_file.name

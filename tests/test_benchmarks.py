@@ -11,10 +11,9 @@ import pytest
 from benchmarks.children import ChildFailed
 from benchmarks.designs import DESIGNS, label, load_inputs, pooled_drawers
 from benchmarks.run import Checker, benchmark_job, check, table, text_table, time_designs
-from composer.demo_assets import make_demo_assets
 from composer.job import load_job
 from composer.reference import render_reference
-from composer.zoo import build_elementwise
+from tests.conftest import broken_copy
 
 
 def _png_saver(folder: Path):
@@ -30,15 +29,6 @@ def _read(folder: Path) -> list[np.ndarray]:
     return [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted(folder.glob("*.png"))]
 
 
-@pytest.fixture(scope="module")
-def video_job(tmp_path_factory):
-    """The demo job at 64x64 (a 5-frame H.264 template, ping-pong over 11 frames), with a cheap model."""
-    root = tmp_path_factory.mktemp("video-job")
-    job_file = make_demo_assets(root, frames=11, size=(64, 64), template_frames=5)
-    build_elementwise(root / "model.onnx", window=320, in_channels=6, feature_shape=(32, 16, 16))
-    return job_file
-
-
 @pytest.fixture
 def folder_job(make_job):
     """A folder template with a pass-through frame, 7 frames ping-pong over 23."""
@@ -46,7 +36,7 @@ def folder_job(make_job):
 
 
 @pytest.mark.parametrize("name", list(DESIGNS))
-@pytest.mark.parametrize("template", ["folder_job", "video_job"])
+@pytest.mark.parametrize("template", ["folder_job", "demo_video_job"])
 def test_design_renders_the_reference_frames(name, template, request, tmp_path):
     job_file = request.getfixturevalue(template)
     overrides = {"output": {"format": "png", "video": "", "frames": str(tmp_path / "expected")}}
@@ -99,9 +89,10 @@ def test_labels_and_table(folder_job):
 
 
 
-def test_each_timed_run_is_a_fresh_process(video_job, tmp_path):
-    job = benchmark_job(video_job)
-    timings = time_designs(video_job, ["composer", "reference"], 11, tmp_path / "frames", repeats=2, progress=False)
+def test_each_timed_run_is_a_fresh_process(demo_video_job, tmp_path):
+    job = benchmark_job(demo_video_job)
+    timings = time_designs(demo_video_job, ["composer", "reference"], 11, tmp_path / "frames", repeats=2,
+                           progress=False)
     for name in ("composer", "reference"):
         assert len(timings[name].seconds) == 2 and min(timings[name].seconds) > 0
         assert timings[name].peak_rss > 0
@@ -109,12 +100,7 @@ def test_each_timed_run_is_a_fresh_process(video_job, tmp_path):
     assert job.output.format == "jpg" and job.output.video is None
 
 
-def test_a_run_that_fails_in_its_process_is_one_line(video_job, tmp_path):
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    for path in video_job.parent.iterdir():
-        if path.is_file():
-            (broken / path.name).write_bytes(path.read_bytes())
-    (broken / "template.mp4").write_bytes(b"not a video")
+def test_a_run_that_fails_in_its_process_is_one_line(demo_video_job, tmp_path):
+    broken = broken_copy(demo_video_job, tmp_path / "broken", "template.mp4", b"not a video")
     with pytest.raises(ChildFailed, match="template.mp4"):
-        time_designs(broken / "job.toml", ["composer"], 11, tmp_path / "frames", repeats=1, progress=False)
+        time_designs(broken, ["composer"], 11, tmp_path / "frames", repeats=1, progress=False)
