@@ -329,7 +329,9 @@ class Pipeline:
                             inputs.features[count] = feature_window(plan.features, i, window).reshape(
                                 inputs.features.shape[1:])
                     count += 1
-                items.append(Item(i, v, time.perf_counter(), chunk.frames[local], crop, rect))
+                frame = chunk.frames[local]
+                assert frame is not None  # loaded() said so
+                items.append(Item(i, v, time.perf_counter(), frame, crop, rect))
                 if plan.features is not None and i % _RELEASE_FEATURES == 0:
                     release(plan.features)
                 if count == self.settings.batch or len(items) >= _MAX_ITEMS:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
+import pytest
 
-from composer.job import load_job
+from composer.job import ModelSpec, load_job
 from composer.pipeline import Settings, render, working_bytes
 from composer.plan import open_plan, run_batch, run_workers
-from composer.preload import chunk_size, frame_bytes, plan_visits, small_pages
+from composer.preload import Preloader, chunk_size, frame_bytes, plan_visits, small_pages
+from composer.rects import Rects
 from composer.schedule import schedule
-from composer.sources import FolderSource
+from composer.sources import FolderSource, TemplateSource
 from composer.trace import Tracer
 
 
@@ -80,3 +85,53 @@ def test_cache_slots_are_writable_arrays_of_their_own():
     assert a.shape == (3, 4, 5, 3) and a.dtype == np.uint8 and a.flags.c_contiguous and a.flags.writeable
     assert int(a.sum()) == 7 * a.size and int(b.sum()) == 9 * b.size
     assert small_pages((0, 4)).shape == (0, 4)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads Linux's /proc/self/maps")
+def test_cache_slots_are_private_mappings():
+    """Python's anonymous mmap is shared by default, which the kernel backs with slower shared memory."""
+    a = small_pages((64, 1024))
+    address = a.ctypes.data
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        span, perms = line.split()[:2]
+        low, high = (int(x, 16) for x in span.split("-"))
+        if low <= address < high:
+            assert perms.endswith("p"), line
+            return
+    pytest.fail("the slot's mapping is not in /proc/self/maps")
+
+
+class _Numbered(TemplateSource):
+    """A template of ``count`` 4x4 frames, frame t filled with t; it counts how many it has handed out."""
+
+    def __init__(self, count: int) -> None:
+        self.path, self.count, self.width, self.height, self.fps = Path("numbered"), count, 4, 4, None
+        self.handed: list[np.ndarray] = []
+
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+        start, stop = self._range(start, stop)
+        for t in range(start, stop):
+            self.handed.append(np.full((4, 4, 3), t, np.uint8))
+            yield self.handed[-1]
+
+
+def test_slots_keep_the_decoded_frames_and_a_refill_drops_the_old_chunk():
+    source = _Numbered(5)
+    rects = Rects(np.zeros((5, 4), np.int32), np.zeros(5, bool))  # every frame passes through
+    visits = plan_visits(np.arange(5), 2)  # chunks 0-1, 2-3, 4: the last one is shorter than its slot
+    stop = threading.Event()
+    preloader = Preloader(source, rects, ModelSpec(Path("m.onnx"), crop=4), 2, visits, stop)
+    thread = threading.Thread(target=preloader.run)
+    thread.start()
+    try:
+        for v in range(3):
+            chunk = preloader.acquire(v)
+            preloader.loaded(v, 0)
+            assert chunk.frames[0] is source.handed[2 * v]  # the decoder's own array, not a copy
+            preloader.release(v)
+        thread.join(5)  # the last visit is loaded
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
+    assert chunk.frames[1] is None, "slot 0 still holds frame 1 of chunk 0"
