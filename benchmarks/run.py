@@ -1,4 +1,4 @@
-"""Render one job with composer and with every design the seeds describe, in one process, and compare.
+"""Render one job with composer and with every design the seeds describe, each run in a fresh process, and compare.
 
     python -m benchmarks.run --model both --frames 200 --size 1280x720 --out bench --report RESULTS.md
 
@@ -8,7 +8,9 @@ reused ping-pong over ``--frames`` output frames) under ``--out``, loads it once
 
 1. checks: every design renders the frames into memory and each is compared with the reference loop's;
 2. times: each design renders the frames to jpg files (``cv2.imwrite``, the job's quality), the designs
-   taking turns for ``--repeats`` rounds, so a slow spell of a shared machine does not sink one of them;
+   taking turns for ``--repeats`` rounds, so a slow spell of a shared machine does not sink one of them, and
+   each round starting one design further along than the one before, so that no design always goes first
+   and a position's luck is not read as a design's speed;
    every run in a fresh child process that loads the job's inputs and model before its clock starts, as a
    user's render would: in one shared process a design found memory as the designs before it had left it
    (the seeds' lists of frames came back from the allocator's heap already faulted in, composer's cache
@@ -37,8 +39,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.children import ChildFailed, collect, context, failure
 from benchmarks.designs import DESIGNS, Inputs, label, load_inputs
+from composer.children import ChildFailed, collect, context, failure, rotated
 from composer.demo_assets import make_demo_assets
 from composer.job import Job, load_job, parse_frame_size
 from composer.machine import describe_machine
@@ -193,8 +195,8 @@ def _timed_run(job_file: str, name: str, folder: str, answers: queue.Queue) -> N
 
 def time_designs(job_file: Path, names: Sequence[str], count: int, folder: Path, repeats: int,
                  progress: bool = True) -> dict[str, Timing]:
-    """Time each design ``repeats`` times, round-robin, each run in a fresh process saving jpg frames under
-    ``folder / name``; ``count`` is the job's number of output frames.
+    """Time each design ``repeats`` times in rounds (:func:`rotated` orders each), each run in a fresh process
+    saving jpg frames under ``folder / name``; ``count`` is the job's number of output frames.
 
     Raises:
         ChildFailed: a run failed (the message is its error) or its process died.
@@ -203,7 +205,7 @@ def time_designs(job_file: Path, names: Sequence[str], count: int, folder: Path,
     seconds: dict[str, list[float]] = {n: [] for n in names}
     peaks: dict[str, int] = dict.fromkeys(names, 0)
     for round_ in range(repeats):
-        for name in names:
+        for name in rotated(names, round_):
             answers = ctx.Queue()
             child = ctx.Process(target=_timed_run, args=(str(job_file), name, str(folder / name), answers),
                                 name=f"benchmark-{name}")

@@ -3,8 +3,11 @@ threads.
 
 Every point of the grid renders the same frames (the job cut to ``frames`` output frames, written to a
 scratch folder) ``repeats`` times. Runs go round the whole grid once per repeat rather than repeating a
-point back to back, so a slow minute of a shared machine spreads over the points instead of sinking one.
-Each point reports its median fps with the range, its median p95 latency and its highest peak RSS.
+point back to back, so a slow minute of a shared machine spreads over the points instead of sinking one, and
+each round starts one point further along (:func:`composer.children.rotated`). Every run is a fresh process,
+as a user's render is: in one process a run finds the memory the runs before it left, and its peak RSS
+includes their leftovers. Each point reports its median fps with the range, its median p95 latency and its
+highest peak RSS.
 
 The report section is Markdown between ``<!-- composer:NAME -->`` markers (:func:`write_section` replaces a
 section in place); its heat map needs matplotlib (``pip install 'composer[report]'``).
@@ -13,7 +16,9 @@ section in place); its heat map needs matplotlib (``pip install 'composer[report
 from __future__ import annotations
 
 import itertools
+import logging
 import math
+import multiprocessing.queues
 import os
 import re
 import statistics
@@ -24,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from composer.children import collect, context, failure, rotated
 from composer.errors import JobError, OutputError
 from composer.job import Job
 from composer.machine import Machine, describe_machine
@@ -143,9 +149,9 @@ class Sweep:
     def markdown(self, picture: str | None = None) -> str:
         """The report section's body: table, best point, heat map (when drawn) and the machine."""
         lines = [f"Sweep of `{self.job.parent.name}/{self.job.name}`: {self.frames} output frames per run, "
-                 f"{self.repeats} runs per point (round-robin over the grid), on the machine below. Every run "
-                 "is in one process: peak RSS is its high-water mark during the run, earlier runs' leftovers "
-                 "included.", "",
+                 f"{self.repeats} runs per point (rounds over the grid, each starting one point further along), on the "
+                 "machine below. Every run is a fresh process; peak RSS is its high-water mark, the loaded "
+                 "model included.", "",
                  "| " + " | ".join(self._HEADER) + " |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         lines += ["| " + " | ".join(row) + " |" for row in self._rows()]
         lines += ["", f"**Best:** {self.best.point.label()}: {self.best.fps:.1f} fps (median of {self.repeats}; "
@@ -194,8 +200,6 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
     """
     from tqdm import tqdm
 
-    from composer.pipeline import render
-
     if not batches or not workers or not threads or not lanes or repeats < 1:
         raise JobError("sweep: every axis needs at least one value, and repeats at least 1")
     given = [*batches, *workers, *(t for t in threads if t is not None), *(n for n in lanes if n is not None)]
@@ -206,22 +210,51 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
                                 for b, w, m in itertools.product(batches, workers, layouts)))
     trials: dict[Point, list[Trial]] = {p: [] for p in points}
     count = 0
+    level = logging.getLogger("composer").getEffectiveLevel()
     with scratch_folder(job) as folder, tqdm(total=len(points) * repeats, desc="sweep", unit="run",
                                               disable=not progress, dynamic_ncols=True) as bar:
         trial = trial_job(job, frames, folder / "run")
-        for _ in range(repeats):
-            for point in points:
+        for round_ in range(repeats):
+            for point in rotated(points, round_):
                 bar.set_postfix_str(f"b{point.batch} w{point.workers} m{point.model_label()}")
-                tracer = Tracer()
-                stats = render(trial.with_run(batch=point.batch, workers=point.workers, lanes=point.lanes,
-                                              threads=point.threads), tracer=tracer)
-                latencies = [1000 * (s.end - s.start) for s in tracer.of("latency")]
-                p95 = float(np.percentile(latencies, 95)) if latencies else math.nan
-                trials[point].append(Trial(stats.fps, p95, stats.peak_rss))
-                count = stats.frames
+                run = trial.with_run(batch=point.batch, workers=point.workers, lanes=point.lanes,
+                                     threads=point.threads)
+                result, count = _run_in_child(run, point, level)
+                trials[point].append(result)
                 bar.update(1)
     results = tuple(PointResult(p, tuple(trials[p])) for p in points)
     return Sweep(job.path, count, repeats, results, describe_machine(), default_point(job))
+
+
+def _run_in_child(job: Job, point: Point, level: int) -> tuple[Trial, int]:
+    """One render of ``job`` in a fresh process: its trial and how many frames it rendered.
+
+    Raises:
+        ChildFailed: the render failed (the message is its error) or its process died.
+    """
+    ctx = context()
+    answers = ctx.Queue()
+    child = ctx.Process(target=_timed_render, args=(job, level, answers),
+                        name=f"sweep run (batch {point.batch}, {point.workers} workers, model {point.model_label()})")
+    child.start()
+    [answer] = collect([child], answers)
+    return answer
+
+
+def _timed_render(job: Job, level: int, answers: multiprocessing.queues.Queue) -> None:
+    """A child's body: render ``job`` and answer ``(Trial, frames)``, or the error that stopped it."""
+    from composer.pipeline import render
+
+    try:
+        logging.basicConfig(format="composer: %(message)s")
+        logging.getLogger("composer").setLevel(level)
+        tracer = Tracer()
+        stats = render(job, tracer=tracer)
+        latencies = [1000 * (s.end - s.start) for s in tracer.of("latency")]
+        p95 = float(np.percentile(latencies, 95)) if latencies else math.nan
+        answers.put((Trial(stats.fps, p95, stats.peak_rss), stats.frames))
+    except BaseException as exc:  # noqa: BLE001 - the parent reports it as one line
+        answers.put(failure(exc))
 
 
 def default_point(job: Job) -> Point:

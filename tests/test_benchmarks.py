@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.children import ChildFailed
 from benchmarks.designs import DESIGNS, label, load_inputs, pooled_drawers
 from benchmarks.run import Checker, benchmark_job, check, table, text_table, time_designs
+from composer.children import ChildFailed, rotated
 from composer.job import load_job
 from composer.reference import render_reference
 from tests.conftest import broken_copy
@@ -87,6 +87,13 @@ def test_labels_and_table(folder_job):
     assert rows[0][3] == "1.00" and rows[1][3] == "0.40" and rows[1][4] == "2.50x"
     assert "fps / composer's" in text_table(rows)
 
+
+def test_each_round_starts_with_the_next_design():
+    names = ["composer", "a", "b"]
+    orders = [rotated(names, r) for r in range(4)]
+    assert orders == [["composer", "a", "b"], ["a", "b", "composer"], ["b", "composer", "a"],
+                      ["composer", "a", "b"]]
+    assert rotated([], 3) == []
 
 
 def test_each_timed_run_is_a_fresh_process(demo_video_job, tmp_path):

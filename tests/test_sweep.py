@@ -11,6 +11,7 @@ from composer.cli_measure import sweep
 from composer.errors import JobError
 from composer.machine import describe_machine
 from composer.sweep import write_section
+from tests.conftest import broken_copy
 
 
 def test_two_by_two_grid_writes_a_report_section(make_job, tmp_path):
@@ -72,6 +73,15 @@ def test_without_matplotlib_there_is_no_picture(make_job, tmp_path, monkeypatch)
     assert "pip install 'composer[report]'" in result.output
     assert "![" not in report.read_text()
     assert not (tmp_path / "results" / "sweep.png").exists()
+
+
+def test_a_run_that_fails_in_its_process_ends_the_sweep_in_one_line(demo_video_job, tmp_path):
+    broken = broken_copy(demo_video_job, tmp_path / "broken", "model.onnx", b"not a model")
+    result = CliRunner().invoke(sweep, [str(broken), "--batch", "1,2", "--workers", "1", "--repeats", "2",
+                                        "-n", "4", "-q"])
+    assert result.exit_code == 2, result.output  # bad input, as `composer run` would say
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "model.onnx: not an ONNX model" in lines[0], result.output
 
 
 def test_bad_grid_values_are_refused(make_job):
