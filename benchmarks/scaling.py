@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from composer.children import Failure, collect, context, failure
+from composer.children import Failure, collect, context, failure, render_fresh
 from composer.errors import ComposerError
 from composer.job import Job, load_job
 from composer.machine import describe_machine
@@ -136,11 +136,9 @@ def mean_costs(runs: Sequence[tuple[StageCost, ...]]) -> tuple[StageCost, ...]:
 
 
 def composer_fps(job: Job, frames: int, folder: Path) -> float:
-    """Composer's processor rendering the job's first ``frames`` output frames, as ``composer profile`` does."""
-    from composer.pipeline import render
-
-    stats = render(trial_job(job, frames, folder / "run"))
-    return stats.frames / stats.seconds
+    """Composer's processor rendering the job's first ``frames`` output frames in a fresh process, as
+    ``composer profile`` does."""
+    return render_fresh(trial_job(job, frames, folder / "run"), name="scaling render").fps
 
 
 def measure(job: Job, frames: int, copies: int, scratch: Path, log=print) -> Scaling:

@@ -1,5 +1,5 @@
-"""Measurements in fresh child processes, each answering once through a queue (the benchmarks and
-``composer sweep``).
+"""Measurements in fresh child processes, each answering once through a queue (the benchmarks, ``composer
+sweep`` and the processor's run in ``composer profile``).
 
 A child's body puts exactly one answer: its result, or the text of the error that stopped it. The parent
 collects the answers with :func:`collect`, which also notices a child that died without answering (killed,
@@ -8,6 +8,7 @@ crashed in native code), so a failed measurement ends the benchmark with one lin
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import multiprocessing.context
 import multiprocessing.process
@@ -15,11 +16,16 @@ import multiprocessing.queues
 import queue
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from composer.errors import ComposerError
 
-__all__ = ["ChildFailed", "Failure", "collect", "context", "failure", "rotated"]
+if TYPE_CHECKING:
+    from composer.job import Job
+    from composer.observer import RenderStats
+    from composer.trace import Tracer
+
+__all__ = ["ChildFailed", "Failure", "collect", "context", "failure", "render_fresh", "rotated"]
 
 T = TypeVar("T")
 
@@ -91,3 +97,40 @@ def rotated(items: Sequence[T], round_: int) -> list[T]:
     """
     k = round_ % len(items) if items else 0
     return [*items[k:], *items[:k]]
+
+
+def render_fresh(job: Job, tracer: Tracer | None = None, name: str = "render") -> RenderStats:
+    """:func:`composer.pipeline.render` of ``job`` in a fresh process, as a user's render runs.
+
+    A render that follows other work in the same process finds the memory that work left (pages already
+    faulted in, or an allocator's heap shaped by it), and its peak RSS includes that work's leftovers; every
+    measured render runs on its own. The child's spans are added to ``tracer``; its log lines go out at the
+    level of this process's ``composer`` logger.
+
+    Raises:
+        ChildFailed: the render failed (its one-line message and exit status) or its process died.
+    """
+    ctx = context()
+    answers = ctx.Queue()
+    level = logging.getLogger("composer").getEffectiveLevel()
+    child = ctx.Process(target=_render, args=(job, level, tracer is not None, answers), name=name)
+    child.start()
+    [(stats, spans)] = collect([child], answers)
+    if tracer is not None:
+        tracer.extend(spans)
+    return stats
+
+
+def _render(job: Job, level: int, traced: bool, answers: multiprocessing.queues.Queue) -> None:
+    """:func:`render_fresh`'s child: answers the render's stats and spans, or the error that stopped it."""
+    try:
+        from composer.pipeline import render
+        from composer.trace import NullTracer, Tracer
+
+        logging.basicConfig(format="composer: %(message)s")
+        logging.getLogger("composer").setLevel(level)
+        tracer = Tracer() if traced else NullTracer()
+        stats = render(job, tracer=tracer)
+        answers.put((stats, tracer.spans if isinstance(tracer, Tracer) else []))
+    except BaseException as exc:  # noqa: BLE001 - the parent reports it as one line
+        answers.put(failure(exc))

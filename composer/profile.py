@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gc
 import math
 import shutil
 import tempfile
@@ -38,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from composer.children import render_fresh
 from composer.composite import composite
 from composer.errors import JobError
 from composer.features import feature_window, load_features
@@ -548,16 +548,15 @@ def profile_job(job: Job, frames: int | None = DEFAULT_FRAMES, tracer: Tracer | 
         JobError: ``frames`` is not positive.
         ComposerError: the job's inputs are bad or a stage fails.
     """
-    from composer.pipeline import render
-
     if frames is not None and frames < 1:
         raise JobError(f"profile: frames must be at least 1, got {frames}")
     tracer = tracer if tracer is not None else Tracer()
     with scratch_folder(job) as folder:
         trial = trial_job(job, frames, folder / "run")
         measured = measure_stages(trial, folder / "measure", frames)
-        gc.collect()  # the measurement's cache goes before the processor's peak memory is taken
-        stats = render(trial, tracer=tracer)
+        # In a fresh process, as a user's render: after the measurement in this one it found the memory the
+        # measurement had left, and its peak RSS counted the measurement's leftovers.
+        stats = render_fresh(trial, tracer, name="profile render")
     latencies = [1000 * (s.end - s.start) for s in tracer.of("latency")]
     return Profile(
         job=job.path,

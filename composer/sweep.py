@@ -16,9 +16,7 @@ section in place); its heat map needs matplotlib (``pip install 'composer[report
 from __future__ import annotations
 
 import itertools
-import logging
 import math
-import multiprocessing.queues
 import os
 import re
 import statistics
@@ -29,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from composer.children import collect, context, failure, rotated
+from composer.children import render_fresh, rotated
 from composer.errors import JobError, OutputError
 from composer.job import Job
 from composer.machine import Machine, describe_machine
@@ -210,7 +208,6 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
                                 for b, w, m in itertools.product(batches, workers, layouts)))
     trials: dict[Point, list[Trial]] = {p: [] for p in points}
     count = 0
-    level = logging.getLogger("composer").getEffectiveLevel()
     with scratch_folder(job) as folder, tqdm(total=len(points) * repeats, desc="sweep", unit="run",
                                               disable=not progress, dynamic_ncols=True) as bar:
         trial = trial_job(job, frames, folder / "run")
@@ -219,42 +216,15 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
                 bar.set_postfix_str(f"b{point.batch} w{point.workers} m{point.model_label()}")
                 run = trial.with_run(batch=point.batch, workers=point.workers, lanes=point.lanes,
                                      threads=point.threads)
-                result, count = _run_in_child(run, point, level)
-                trials[point].append(result)
+                tracer = Tracer()
+                stats = render_fresh(run, tracer, name=f"sweep run ({point.label()})")
+                latencies = [1000 * (s.end - s.start) for s in tracer.of("latency")]
+                p95 = float(np.percentile(latencies, 95)) if latencies else math.nan
+                trials[point].append(Trial(stats.fps, p95, stats.peak_rss))
+                count = stats.frames
                 bar.update(1)
     results = tuple(PointResult(p, tuple(trials[p])) for p in points)
     return Sweep(job.path, count, repeats, results, describe_machine(), default_point(job))
-
-
-def _run_in_child(job: Job, point: Point, level: int) -> tuple[Trial, int]:
-    """One render of ``job`` in a fresh process: its trial and how many frames it rendered.
-
-    Raises:
-        ChildFailed: the render failed (the message is its error) or its process died.
-    """
-    ctx = context()
-    answers = ctx.Queue()
-    child = ctx.Process(target=_timed_render, args=(job, level, answers),
-                        name=f"sweep run (batch {point.batch}, {point.workers} workers, model {point.model_label()})")
-    child.start()
-    [answer] = collect([child], answers)
-    return answer
-
-
-def _timed_render(job: Job, level: int, answers: multiprocessing.queues.Queue) -> None:
-    """A child's body: render ``job`` and answer ``(Trial, frames)``, or the error that stopped it."""
-    from composer.pipeline import render
-
-    try:
-        logging.basicConfig(format="composer: %(message)s")
-        logging.getLogger("composer").setLevel(level)
-        tracer = Tracer()
-        stats = render(job, tracer=tracer)
-        latencies = [1000 * (s.end - s.start) for s in tracer.of("latency")]
-        p95 = float(np.percentile(latencies, 95)) if latencies else math.nan
-        answers.put((Trial(stats.fps, p95, stats.peak_rss), stats.frames))
-    except BaseException as exc:  # noqa: BLE001 - the parent reports it as one line
-        answers.put(failure(exc))
 
 
 def default_point(job: Job) -> Point:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 
@@ -60,6 +60,11 @@ class Tracer(NullTracer):
         span = Span(stage, threading.current_thread().name, start, end, frame, count)
         with self._lock:
             self.spans.append(span)
+
+    def extend(self, spans: Iterable[Span]) -> None:
+        """Add spans recorded elsewhere (another process's render)."""
+        with self._lock:
+            self.spans.extend(spans)
 
     def of(self, stage: str) -> list[Span]:
         """The spans of one stage."""

@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from composer.children import ChildFailed, render_fresh
 from composer.cli_measure import profile
 from composer.job import load_job
-from composer.profile import StageCost, compute_bound, profile_job
+from composer.profile import StageCost, compute_bound, profile_job, trial_job
 from composer.schedule import schedule
+from composer.trace import Tracer
+from tests.conftest import broken_copy
 
 
 def _profile_json(job_file, *args):
@@ -114,3 +117,20 @@ def test_commands_are_registered_on_composer():
     if "profile" not in main.commands:
         pytest.skip("composer profile / sweep are not registered in composer/cli.py yet")
     assert main.commands["profile"] is profile and "sweep" in main.commands
+
+
+def test_a_fresh_process_renders_and_hands_back_its_spans(demo_video_job, tmp_path):
+    job = trial_job(load_job(demo_video_job), 11, tmp_path / "run")
+    tracer = Tracer()
+    stats = render_fresh(job, tracer)
+    assert stats.frames == 11 and stats.seconds > 0 and stats.peak_rss > 0
+    assert sorted(s.frame for s in tracer.of("latency")) == list(range(11))
+    assert {s.thread for s in tracer.of("infer")} <= {"composer-model-0", "composer-model-1"}
+    assert len(list((tmp_path / "run").rglob("*.jpg"))) == 11  # the child wrote the frames
+
+
+def test_a_fresh_render_that_fails_says_so_in_one_line_with_its_status(demo_video_job, tmp_path):
+    broken = broken_copy(demo_video_job, tmp_path / "broken", "template.mp4", b"not a video")
+    with pytest.raises(ChildFailed, match="template.mp4") as caught:
+        render_fresh(load_job(broken))
+    assert caught.value.exit_code == 2 and "\n" not in str(caught.value)
