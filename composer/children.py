@@ -3,7 +3,7 @@ sweep`` and the processor's run in ``composer profile``).
 
 A child's body puts exactly one answer: its result, or the text of the error that stopped it. The parent
 collects the answers with :func:`collect`, which also notices a child that died without answering (killed,
-crashed in native code), so a failed measurement ends the benchmark with one line instead of a hang.
+crashed in native code), so a failed measurement ends with one line instead of a hang.
 """
 
 from __future__ import annotations
