@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 
 from benchmarks.designs import DESIGNS, Inputs, label, load_inputs
-from composer.children import ChildFailed, collect, context, failure, rotated
+from composer.children import ChildFailed, failure, rotated, run_child
 from composer.demo_assets import make_demo_assets
 from composer.job import Job, load_job, parse_frame_size
 from composer.machine import describe_machine
@@ -201,16 +201,11 @@ def time_designs(job_file: Path, names: Sequence[str], count: int, folder: Path,
     Raises:
         ChildFailed: a run failed (the message is its error) or its process died.
     """
-    ctx = context()
     seconds: dict[str, list[float]] = {n: [] for n in names}
     peaks: dict[str, int] = dict.fromkeys(names, 0)
     for round_ in range(repeats):
         for name in rotated(names, round_):
-            answers = ctx.Queue()
-            child = ctx.Process(target=_timed_run, args=(str(job_file), name, str(folder / name), answers),
-                                name=f"benchmark-{name}")
-            child.start()
-            [(took, peak)] = collect([child], answers)
+            took, peak = run_child(_timed_run, (str(job_file), name, str(folder / name)), f"benchmark-{name}")
             seconds[name].append(took)
             peaks[name] = max(peaks[name], peak)
             if progress:

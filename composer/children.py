@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from composer.observer import RenderStats
     from composer.trace import Tracer
 
-__all__ = ["ChildFailed", "Failure", "collect", "context", "failure", "render_fresh", "rotated"]
+__all__ = ["ChildFailed", "Failure", "collect", "context", "failure", "render_fresh", "rotated", "run_child"]
 
 T = TypeVar("T")
 
@@ -89,6 +89,20 @@ def collect(children: Sequence[multiprocessing.process.BaseProcess], answers: mu
     return got
 
 
+def run_child(target: Callable[..., None], args: tuple[Any, ...], name: str) -> Any:
+    """Run ``target(*args, answers)`` in a fresh process and return the one answer it puts.
+
+    Raises:
+        ChildFailed: the child answered with a :class:`Failure` or died without answering.
+    """
+    ctx = context()
+    answers = ctx.Queue()
+    child = ctx.Process(target=target, args=(*args, answers), name=name)
+    child.start()
+    [answer] = collect([child], answers)
+    return answer
+
+
 def rotated(items: Sequence[T], round_: int) -> list[T]:
     """The order of round ``round_``: ``items`` starting ``round_`` places along, wrapping round.
 
@@ -110,12 +124,8 @@ def render_fresh(job: Job, tracer: Tracer | None = None, name: str = "render") -
     Raises:
         ChildFailed: the render failed (its one-line message and exit status) or its process died.
     """
-    ctx = context()
-    answers = ctx.Queue()
     level = logging.getLogger("composer").getEffectiveLevel()
-    child = ctx.Process(target=_render, args=(job, level, tracer is not None, answers), name=name)
-    child.start()
-    [(stats, spans)] = collect([child], answers)
+    stats, spans = run_child(_render, (job, level, tracer is not None), name)
     if tracer is not None:
         tracer.extend(spans)
     return stats

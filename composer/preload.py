@@ -57,7 +57,8 @@ def frame_bytes(width: int, height: int, crop: int) -> int:
 
 
 def small_pages(shape: tuple[int, ...]) -> np.ndarray:
-    """An uninitialised uint8 array of ``shape`` on an anonymous mapping of its own, in 4 KiB pages.
+    """An uninitialised uint8 array of ``shape`` on an anonymous mapping of its own, in 4 KiB pages (the
+    cache's crops; the figures below were measured when the frames lived in such a block too).
 
     numpy asks for transparent huge pages for arrays of 4 MiB and more. Where the kernel has no free 2 MiB
     page at hand, it compacts memory on the first touch of each one, on the preloader's thread, which is the
@@ -120,7 +121,6 @@ class Preloader:
         self.size, self.visits, self.stop = size, visits, stop
         slots = 1 if size >= source.count else 2
         self._frames: list[list[np.ndarray | None]] = [[None] * size for _ in range(slots)]
-        self._frame_bytes = 3 * source.width * source.height
         self._crops = [small_pages((size, spec.crop, spec.crop, 3)) for _ in range(slots)]
         self._held: list[int | None] = [None] * slots  # chunk index each slot holds
         self._position, self._doing = 0, "decode"  # where the preloader is, for error messages
@@ -129,11 +129,6 @@ class Preloader:
         self._loaded = 0  # with the first frame instead of waiting for the whole chunk
         self._released = -1  # visits 0 .. _released are no longer used
         self._cond = threading.Condition()
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by the cache's slots."""
-        return len(self._frames) * self.size * self._frame_bytes + sum(a.nbytes for a in self._crops)
 
     def _slot(self, v: int) -> int:
         return v % len(self._frames)
