@@ -26,16 +26,13 @@ point is reading from disk per frame, seeks for every frame.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import os
 import queue
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
 from composer.composite import composite
@@ -43,12 +40,12 @@ from composer.features import feature_window
 from composer.job import Job
 from composer.model import Model
 from composer.pipeline import warm_up
-from composer.plan import model_layout, open_plan
+from composer.plan import DEFAULT_FPS, ModelLayout, Plan, default_layout, open_plan
 from composer.prepare import crop_region, model_image
 from composer.rects import Rects, load_rects
 from composer.sources import TemplateSource, open_template
 from composer.sweep import default_point
-from composer.threads import Supervisor, get, put
+from composer.threads import Supervisor, get, one_opencv_thread, put
 
 __all__ = ["DESIGNS", "Design", "Inputs", "Save", "label", "load_inputs", "pipelined", "pooled", "pooled_drawers",
            "processor", "reference", "seed001_final", "seek_per_frame"]
@@ -270,24 +267,18 @@ class _SaveSink:
         self._save(index, frame)
 
 
-@contextlib.contextmanager
-def _one_opencv_thread() -> Iterator[None]:
-    previous = cv2.getNumThreads()
-    cv2.setNumThreads(1)  # as composer.pipeline.render does: the composite workers share the cores
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(previous)
-
-
 def processor(inputs: Inputs, save: Save) -> None:
-    """composer's processor with the job's ``[run]`` settings, saving through ``save`` from its workers."""
+    """composer's processor with the job's ``[run]`` settings, saving through ``save`` from its workers.
+
+    Like the seed designs, it opens the template inside the timed call and takes the checked rectangles,
+    features and schedule from ``inputs``, so that no design's time includes checking the job's inputs.
+    """
     from composer.outputs import Outputs
     from composer.pipeline import Pipeline, Settings
 
-    with _one_opencv_thread(), open_plan(inputs.job) as plan:
-        plan = dataclasses.replace(plan, schedule=inputs.schedule)
-        settings = Settings.resolve(inputs.job, plan, inputs.model)
+    with one_opencv_thread(), _open(inputs) as source:
+        plan = Plan(inputs.job, source, inputs.rects, inputs.features, inputs.schedule, DEFAULT_FPS)
+        settings = Settings.resolve(inputs.job, plan, inputs.lanes[0], len(inputs.lanes))
         Pipeline(plan, inputs.lanes, Outputs(images=_SaveSink(save), video=None), settings).run()  # type: ignore[arg-type]
 
 
@@ -301,13 +292,15 @@ DESIGNS: dict[str, Design] = {
 }
 
 
-def label(name: str, job: Job | None = None) -> str:
-    """A design's name in a report."""
+def label(name: str, job: Job | None = None, layout: ModelLayout | None = None) -> str:
+    """A design's name in a report; composer's names its settings for ``job`` (``layout``: its lanes, where the
+    caller has them open, else chosen as a render would choose them)."""
     if name == "composer":
         run = ""
         if job is not None:
-            point = default_point(job)
-            run = f" (batch {point.batch}, {point.workers} workers, model {model_layout(job).text()})"
+            layout = layout or default_layout(job)
+            point = default_point(job, layout)
+            run = f" (batch {point.batch}, {point.workers} workers, model {layout.text()})"
         return f"composer{run}"
     return {
         "reference": "reference loop (sequential, RAM)",
