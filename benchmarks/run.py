@@ -45,6 +45,7 @@ from composer.demo_assets import make_demo_assets
 from composer.job import Job, load_job, parse_frame_size
 from composer.machine import describe_machine
 from composer.observer import PeakMemory
+from composer.plan import ModelLayout, lanes_layout
 from composer.sweep import write_section
 from composer.zoo import build_light
 
@@ -216,8 +217,10 @@ def time_designs(job_file: Path, names: Sequence[str], count: int, folder: Path,
 # --- report -----------------------------------------------------------------------------------------------
 
 
-def table(timings: dict[str, Timing], verdicts: dict[str, Verdict], job: Job) -> list[tuple[str, ...]]:
-    """Rows: design, fps, range, fps / composer's, composer's speed-up, peak RSS, frames check."""
+def table(timings: dict[str, Timing], verdicts: dict[str, Verdict], job: Job,
+          layout: ModelLayout | None = None) -> list[tuple[str, ...]]:
+    """Rows: design, fps, range, fps / composer's, composer's speed-up, peak RSS, frames check (``layout``:
+    composer's model lanes, as :func:`benchmarks.designs.label` takes them)."""
     base = timings["composer"].fps if "composer" in timings else None
     rows = []
     for name, t in timings.items():
@@ -226,7 +229,7 @@ def table(timings: dict[str, Timing], verdicts: dict[str, Verdict], job: Job) ->
         speedup = f"{base / t.fps:.2f}x" if base else "-"
         verdict = "the reference" if name == "reference" else (
             verdicts[name].text() if name in verdicts else "not checked")
-        rows.append((label(name, job), f"{t.fps:.1f}", f"{low:.1f}-{high:.1f}", ratio, speedup,
+        rows.append((label(name, job, layout), f"{t.fps:.1f}", f"{low:.1f}-{high:.1f}", ratio, speedup,
                      f"{t.peak_rss / _MIB:.0f}", verdict))
     return rows
 
@@ -300,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ChildFailed as exc:
             print(f"benchmarks.run: {model} model: {exc}", file=sys.stderr)
             return 1
-        rows = table(timings, verdicts, job)
+        rows = table(timings, verdicts, job, lanes_layout(inputs.lanes))
         print(text_table(rows))
         failed |= any(not v.ok for v in verdicts.values())
         if args.report is not None:

@@ -169,7 +169,7 @@ class Model:
                  threads: int = 1, spinning: bool = False) -> None:
         import onnxruntime as ort
 
-        self.spec = spec
+        self.spec, self.threads = spec, threads
         path = spec.path
         if not path.is_file():
             raise ModelError(f"{path}: no such model file")

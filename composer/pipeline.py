@@ -43,7 +43,7 @@ from composer.job import Job
 from composer.model import Model
 from composer.observer import NullObserver, Observer, PeakMemory, RenderStats
 from composer.outputs import Outputs, open_outputs
-from composer.plan import Plan, encoder_layout, model_layout, open_plan, run_batch, run_workers
+from composer.plan import Plan, encoder_layout, lanes_layout, open_plan, run_batch, run_workers, zero_batch
 from composer.preload import Preloader, chunk_size, frame_bytes, plan_visits
 from composer.prepare import fill_image, image_channels
 from composer.resume import SEGMENT_FRAMES
@@ -208,11 +208,7 @@ def warm_up(lanes: Sequence[Model], job: Job) -> None:
     working size now: before the memory left for the cache is measured, and outside the render's time."""
     batch = run_batch(job, lanes[0])
     for model in lanes:
-        inputs = model.inputs
-        features = None
-        if inputs.feature_shape is not None:
-            features = np.zeros((batch, *inputs.feature_shape), np.float32)
-        model.run(np.zeros((batch, *inputs.image_shape), np.float32), features)
+        model.run(*zero_batch(model, batch))
 
 
 class Pipeline:
@@ -474,7 +470,7 @@ def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None
         cached = settings.chunk * frame_bytes(plan.source.width, plan.source.height, job.model.crop)
         log.info("cache: %d of %d template frames per chunk (%d MB%s)", settings.chunk, plan.source.count,
                  cached // 10**6, "" if settings.chunk >= plan.source.count else " per slot, two slots")
-        log.info("model: %s, batch %d; %d composite workers", model_layout(job).text(), settings.batch,
+        log.info("model: %s, batch %d; %d composite workers", lanes_layout(lanes).text(), settings.batch,
                  settings.workers)
         if job.output.video is not None:
             log.info("video: %s, %d-frame segments", encoder_layout(job).text(), SEGMENT_FRAMES)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import math
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -58,9 +60,27 @@ class Plan:
         )
 
     def open_lanes(self) -> list[Model]:
-        """One model session per lane of :func:`model_layout`, each on its share of the cores."""
-        layout = model_layout(self.job)
-        return [self.open_model(layout.threads) for _ in range(layout.lanes)]
+        """One model session per lane of :meth:`choose_layout`, each on its share of the cores."""
+        layout, probe = self.choose_layout()
+        lanes = [probe] if probe is not None and layout.threads == 1 else []
+        while len(lanes) < layout.lanes:
+            lanes.append(self.open_model(layout.threads))
+        return lanes
+
+    def choose_layout(self) -> tuple[ModelLayout, Model | None]:
+        """The model layout a render of this plan uses, and the one-thread session it measured, if any.
+
+        Where the default depends on what the model costs (a CPU with ``[run] lanes`` and ``threads`` both left
+        to composer, and more than one core), the model runs on one thread first: see :func:`cheap_model`.
+        """
+        run, cores = self.job.run, usable_cores()
+        if run.lanes is not None or run.threads is not None or cores < 2 or expects_accelerator(
+                self.job.model.provider):
+            return model_layout(self.job), None
+        probe = self.open_model(1)
+        seconds = frame_seconds(probe, run_batch(self.job, probe))
+        cheap = cheap_model(seconds, self.source.width * self.source.height, cores)
+        return model_layout(self.job, cheap=cheap), probe
 
 
 def usable_cores() -> int:
@@ -104,20 +124,79 @@ class ModelLayout:
         return f"{self.lanes} lane{'s' * (self.lanes > 1)} x {self.threads} thread{'s' * (self.threads > 1)}"
 
 
-def model_layout(job: Job) -> ModelLayout:
-    """Model lanes and intra-op threads: ``[run] lanes`` / ``threads``, else chosen from the provider and cores.
+CHEAP_SECONDS_PER_PIXEL = 4e-9  # a 1280x720 frame's decode (5-6 ms) or composite and jpg (3-6 ms) costs more
+PROBE_CALLS = 3  # timed model calls behind cheap_model, after one to warm the session up
+
+
+def cheap_model(seconds: float, pixels: int, cores: int) -> bool:
+    """Whether one thread running the model keeps up with the other stages on ``cores`` cores.
+
+    ``seconds`` is one frame's inference on one thread. Each output frame of ``pixels`` pixels also costs
+    its share of a decode, a crop, a composite and a save: at least :data:`CHEAP_SECONDS_PER_PIXEL` per pixel
+    (3.7 ms at 1280x720). While the model takes no more than that spread over the other cores, one lane on
+    one thread never paces the render; a second lane, or a second intra-op thread, would only hand the
+    frames between more threads (on 2 cores, the light benchmark model's 200-frame render made 11-12% more
+    fps on 1 lane x 1 thread than on 2 lanes x 1 thread in two sets of interleaved runs; see README,
+    "Defaults").
+    """
+    return seconds * max(1, cores - 1) <= CHEAP_SECONDS_PER_PIXEL * pixels
+
+
+def frame_seconds(model: Model, batch: int) -> float:
+    """Seconds of one frame's inference on ``model``: the fastest of :data:`PROBE_CALLS` calls on a batch of
+    zeros, after one that warms the session up, divided by ``batch``."""
+    images, features = zero_batch(model, batch)
+    model.run(images, features)
+    best = math.inf
+    for _ in range(PROBE_CALLS):
+        began = time.perf_counter()
+        model.run(images, features)
+        best = min(best, time.perf_counter() - began)
+    return best / batch
+
+
+def zero_batch(model: Model, batch: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """A batch of zeros shaped for ``model``'s inputs: images, and features where it takes them."""
+    inputs = model.inputs
+    features = None
+    if inputs.feature_shape is not None:
+        features = np.zeros((batch, *inputs.feature_shape), np.float32)
+    return np.zeros((batch, *inputs.image_shape), np.float32), features
+
+
+def model_layout(job: Job, cheap: bool = False) -> ModelLayout:
+    """Model lanes and intra-op threads: ``[run] lanes`` / ``threads``, else chosen from the provider, the
+    cores and, where it was measured, the model's cost (``cheap``: see :func:`cheap_model`).
 
     On a CPU the default is two lanes (fewer on one core), each with its share of the cores. A session's
     intra-op threads meet at a barrier after every operator, so when a composite, image or encoder thread
     takes one of their cores the others wait; two sessions on one thread each never wait for each other and
     keep every core busy (measured on 2 cores: see README, "Defaults"). More lanes would each keep a
-    model-sized memory arena. An accelerator gets one lane: the model thread only waits on the device there.
+    model-sized memory arena. A cheap model gets one lane on one thread. An accelerator gets one lane: the
+    model thread only waits on the device there.
     """
     cores = usable_cores()
     accelerated = expects_accelerator(job.model.provider)
+    if cheap and not accelerated and job.run.lanes is None and job.run.threads is None:
+        return ModelLayout(1, 1, accelerated)
     lanes = job.run.lanes or (1 if accelerated else min(2, cores))
     threads = job.run.threads or max(1, cores // lanes)
     return ModelLayout(lanes, threads, accelerated)
+
+
+def lanes_layout(lanes: Sequence[Model]) -> ModelLayout:
+    """The layout of open model lanes."""
+    return ModelLayout(len(lanes), lanes[0].threads, lanes[0].accelerated)
+
+
+def default_layout(job: Job) -> ModelLayout:
+    """The model layout a render of ``job`` would use (measuring the model where the default depends on it).
+
+    Raises:
+        ComposerError: the job's inputs or its model are bad.
+    """
+    with open_plan(job) as plan:
+        return plan.choose_layout()[0]
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from composer.errors import JobError
 from composer.features import feature_window, load_features
 from composer.job import Job
 from composer.model import Model
-from composer.plan import encoder_layout, model_layout, open_plan, run_batch, usable_cores
+from composer.plan import encoder_layout, open_plan, run_batch, usable_cores
 from composer.preload import frame_bytes
 from composer.prepare import crop_region, fill_image, image_channels
 from composer.sources import open_template
@@ -509,7 +509,7 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None) -> Measure
                                 f"{n} frames, libx264 {output.preset} crf {output.crf}"))
         settings = Settings.resolve(job, plan, model)
         memory = Memory(width, height, spec.crop, spec.window, settings.chunk, plan.source.count)
-        layout = model_layout(job)
+        layout = plan.choose_layout()[0]
         run = {"batch": settings.batch, "workers": settings.workers, "lanes": layout.lanes,
                "threads": layout.threads, "chunk": settings.chunk}
         if output.video is not None:

@@ -31,7 +31,7 @@ from composer.children import render_fresh, rotated
 from composer.errors import JobError, OutputError
 from composer.job import Job
 from composer.machine import Machine, describe_machine
-from composer.plan import model_layout, run_workers, wanted_batch
+from composer.plan import ModelLayout, default_layout, model_layout, run_workers, wanted_batch
 from composer.profile import DEFAULT_FRAMES, scratch_folder, trial_job
 from composer.timeline import have_matplotlib
 from composer.trace import Tracer
@@ -203,7 +203,9 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
     given = [*batches, *workers, *(t for t in threads if t is not None), *(n for n in lanes if n is not None)]
     if min(given) < 1:
         raise JobError("sweep: batch, workers, lanes and threads must be at least 1")
-    layouts = [model_layout(job.with_run(lanes=n, threads=t)) for n, t in itertools.product(lanes, threads)]
+    default = default_point(job)
+    layouts = [ModelLayout(default.lanes, default.threads, False) if n is None and t is None
+               else model_layout(job.with_run(lanes=n, threads=t)) for n, t in itertools.product(lanes, threads)]
     points = list(dict.fromkeys(Point(b, w, m.lanes, m.threads)
                                 for b, w, m in itertools.product(batches, workers, layouts)))
     trials: dict[Point, list[Trial]] = {p: [] for p in points}
@@ -224,12 +226,16 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
                 count = stats.frames
                 bar.update(1)
     results = tuple(PointResult(p, tuple(trials[p])) for p in points)
-    return Sweep(job.path, count, repeats, results, describe_machine(), default_point(job))
+    return Sweep(job.path, count, repeats, results, describe_machine(), default)
 
 
-def default_point(job: Job) -> Point:
-    """The point the job's ``[run]`` settings give, with ``auto`` resolved as a render would resolve it."""
-    layout = model_layout(job)
+def default_point(job: Job, layout: ModelLayout | None = None) -> Point:
+    """The point the job's ``[run]`` settings give, with ``auto`` resolved as a render would resolve it.
+
+    ``layout``: the model layout, where the caller has it; else it is chosen as a render would choose it
+    (:func:`composer.plan.default_layout`, which may time the model).
+    """
+    layout = layout or default_layout(job)
     return Point(wanted_batch(job, layout.accelerated), run_workers(job), layout.lanes, layout.threads)
 
 
