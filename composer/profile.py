@@ -121,7 +121,7 @@ class RunResult:
     frames: int
     seconds: float
     peak_rss: int  # bytes
-    latency_ms: tuple[float, float, float]  # p50, p95, p99 from batching to written, per frame
+    latency_ms: tuple[float, ...]  # p50, p95, p99 from batching to written, per frame
 
     @property
     def fps(self) -> float:
@@ -527,13 +527,6 @@ def compute_bound(stages: tuple[StageCost, ...], cores: int) -> Bound:
     return Bound(cores, cpu_ms, cpu_fps, accelerator_fps)
 
 
-def _percentiles(values: list[float]) -> tuple[float, float, float]:
-    if not values:
-        return (math.nan, math.nan, math.nan)
-    p50, p95, p99 = np.percentile(np.asarray(values), [50, 95, 99])
-    return float(p50), float(p95), float(p99)
-
-
 def profile_job(job: Job, frames: int | None = DEFAULT_FRAMES, tracer: Tracer | None = None) -> Profile:
     """Profile ``job`` over its first ``frames`` output frames (all of them when None).
 
@@ -557,7 +550,6 @@ def profile_job(job: Job, frames: int | None = DEFAULT_FRAMES, tracer: Tracer | 
         # In a fresh process, as a user's render: after the measurement in this one it found the memory the
         # measurement had left, and its peak RSS counted the measurement's leftovers.
         stats = render_fresh(trial, tracer, name="profile render")
-    latencies = [1000 * (s.end - s.start) for s in tracer.of("latency")]
     return Profile(
         job=job.path,
         frames=measured.frames,
@@ -567,6 +559,6 @@ def profile_job(job: Job, frames: int | None = DEFAULT_FRAMES, tracer: Tracer | 
         settings=measured.settings,
         stages=measured.stages,
         bound=compute_bound(measured.stages, usable_cores()),
-        run=RunResult(stats.frames, stats.seconds, stats.peak_rss, _percentiles(latencies)),
+        run=RunResult(stats.frames, stats.seconds, stats.peak_rss, tracer.percentiles_ms("latency", (50, 95, 99))),
         memory=measured.memory,
     )

@@ -16,7 +16,6 @@ section in place); its heat map needs matplotlib (``pip install 'composer[report
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import re
 import statistics
@@ -220,8 +219,7 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
                                      threads=point.threads)
                 tracer = Tracer()
                 stats = render_fresh(run, tracer, name=f"sweep run ({point.label()})")
-                latencies = [1000 * (s.end - s.start) for s in tracer.of("latency")]
-                p95 = float(np.percentile(latencies, 95)) if latencies else math.nan
+                (p95,) = tracer.percentiles_ms("latency", [95])
                 trials[point].append(Trial(stats.fps, p95, stats.peak_rss))
                 count = stats.frames
                 bar.update(1)

@@ -8,10 +8,13 @@ for ``composer profile`` and ``--trace`` (Chrome trace event format, viewable in
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -70,3 +73,10 @@ class Tracer(NullTracer):
         """The spans of one stage."""
         with self._lock:
             return [s for s in self.spans if s.stage == stage]
+
+    def percentiles_ms(self, stage: str, percents: Sequence[float]) -> tuple[float, ...]:
+        """Percentiles of one stage's span lengths in milliseconds (NaN each when it has no spans)."""
+        lengths = [1000 * (s.end - s.start) for s in self.of(stage)]
+        if not lengths:
+            return tuple(math.nan for _ in percents)
+        return tuple(float(p) for p in np.percentile(np.asarray(lengths), list(percents)))

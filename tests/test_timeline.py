@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 import pytest
@@ -86,3 +87,11 @@ def test_run_writes_a_trace_when_registered(make_job, tmp_path):
     result = CliRunner().invoke(main, ["run", str(make_job()), "-q", "--trace", str(trace)])
     assert result.exit_code == 0, result.output
     assert {e["name"] for e in json.loads(trace.read_text())["traceEvents"] if e["ph"] == "X"} >= {"infer"}
+
+
+def test_span_percentiles_in_milliseconds():
+    tracer = Tracer()
+    tracer.extend(Span("latency", "t", 0.0, k / 1000, k) for k in range(1, 102))  # 1 .. 101 ms
+    tracer.add("infer", 0.0, 5.0)
+    assert tracer.percentiles_ms("latency", (50, 95, 99)) == pytest.approx((51.0, 96.0, 100.0))
+    assert all(math.isnan(p) for p in tracer.percentiles_ms("composite", (50, 95)))
