@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -21,6 +22,7 @@ from composer.schedule import schedule
 from composer.sources import TemplateSource, open_template
 
 DEFAULT_FPS = Fraction(25)
+log = logging.getLogger("composer")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ class Plan:
         probe = self.open_model(1)
         seconds = frame_seconds(probe, run_batch(self.job, probe))
         cheap = cheap_model(seconds, self.source.width * self.source.height, cores)
+        log.info("model: %.1f ms a frame on one thread (%s than %.1f ms): %s", 1000 * seconds,
+                 "no more" if cheap else "more", 1000 * cheap_seconds(self.source.width * self.source.height, cores),
+                 "one lane on one thread keeps up" if cheap else "two lanes")
         return model_layout(self.job, cheap=cheap), probe
 
 
@@ -139,7 +144,12 @@ def cheap_model(seconds: float, pixels: int, cores: int) -> bool:
     fps on 1 lane x 1 thread than on 2 lanes x 1 thread in two sets of interleaved runs; see README,
     "Defaults").
     """
-    return seconds * max(1, cores - 1) <= CHEAP_SECONDS_PER_PIXEL * pixels
+    return seconds <= cheap_seconds(pixels, cores)
+
+
+def cheap_seconds(pixels: int, cores: int) -> float:
+    """The most one frame's inference may cost on one thread for :func:`cheap_model`."""
+    return CHEAP_SECONDS_PER_PIXEL * pixels / max(1, cores - 1)
 
 
 def frame_seconds(model: Model, batch: int) -> float:
