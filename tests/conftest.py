@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import wave
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -106,6 +107,14 @@ def job_factory(tmp_path: Path) -> Callable[..., Path]:
         return write_job(root / "job.toml", sections)
 
     return factory
+
+
+@pytest.fixture(autouse=True)
+def _models_are_not_cheap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests' frames are tiny, so the cost below which a model counts as cheap is microseconds and a
+    timed model would land on either side of it by chance. Every render therefore takes the default layout of
+    an expensive model (two lanes on the CI's 2 cores); tests of the timing itself replace this."""
+    monkeypatch.setattr("composer.plan.frame_seconds", lambda model, batch: math.inf)
 
 
 @pytest.fixture

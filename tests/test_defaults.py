@@ -98,6 +98,13 @@ def test_a_layout_the_job_sets_is_not_timed(monkeypatch, job, run):
     assert layout == model_layout(job)
 
 
+def test_frame_seconds_times_a_real_model(job):
+    with open_plan(job) as plan:
+        model = plan.open_model(1)
+    seconds = frame_seconds(model, run_batch(job, model))  # the function itself, not conftest's stand-in
+    assert 0 < seconds < 10
+
+
 def test_frame_seconds_is_the_fastest_timed_call_per_frame(monkeypatch):
     calls = []
     clock = iter([0.0, 0.5, 1.0, 1.2, 2.0, 2.9])  # calls of 0.5, 0.2 and 0.9 s
