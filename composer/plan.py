@@ -81,9 +81,10 @@ class Plan:
             return model_layout(self.job), None
         probe = self.open_model(1)
         seconds = frame_seconds(probe, run_batch(self.job, probe))
-        cheap = cheap_model(seconds, self.source.width * self.source.height, cores)
+        pixels = self.source.width * self.source.height
+        cheap = cheap_model(seconds, pixels, cores)
         log.info("model: %.1f ms a frame on one thread (%s than %.1f ms): %s", 1000 * seconds,
-                 "no more" if cheap else "more", 1000 * cheap_seconds(self.source.width * self.source.height, cores),
+                 "no more" if cheap else "more", 1000 * cheap_seconds(pixels, cores),
                  "one lane on one thread keeps up" if cheap else "two lanes")
         return model_layout(self.job, cheap=cheap), probe
 
