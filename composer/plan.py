@@ -69,19 +69,18 @@ class Plan:
             lanes.append(self.open_model(layout.threads))
         return lanes
 
-    def choose_layout(self) -> tuple[ModelLayout, Model | None]:
+    def choose_layout(self, probe: Model | None = None) -> tuple[ModelLayout, Model | None]:
         """The model layout a render of this plan uses, and the one-thread session it measured, if any.
 
-        Where the default depends on what the model costs (a CPU with ``[run] lanes`` and ``threads`` both left
-        to composer, and more than one core), the model runs on one thread first: see :func:`cheap_model`.
+        Where the default depends on what the model costs (:func:`cost_decides`), the model runs on one thread
+        first: see :func:`cheap_model`. ``probe``: a one-thread session of the model the caller already has,
+        timed instead of opening another.
         """
-        run, cores = self.job.run, usable_cores()
-        if run.lanes is not None or run.threads is not None or cores < 2 or expects_accelerator(
-                self.job.model.provider):
+        if not cost_decides(self.job):
             return model_layout(self.job), None
-        probe = self.open_model(1)
+        probe = probe or self.open_model(1)
         seconds = frame_seconds(probe, run_batch(self.job, probe))
-        pixels = self.source.width * self.source.height
+        pixels, cores = self.source.width * self.source.height, usable_cores()
         cheap = cheap_model(seconds, pixels, cores)
         log.info("model: %.1f ms a frame on one thread (%s than %.1f ms): %s", 1000 * seconds,
                  "no more" if cheap else "more", 1000 * cheap_seconds(pixels, cores),
@@ -175,6 +174,14 @@ def zero_batch(model: Model, batch: int) -> tuple[np.ndarray, np.ndarray | None]
     return np.zeros((batch, *inputs.image_shape), np.float32), features
 
 
+def cost_decides(job: Job) -> bool:
+    """Whether the default model layout depends on what the model costs: a CPU with more than one core, and
+    ``[run] lanes`` and ``threads`` both left to composer."""
+    run = job.run
+    return (run.lanes is None and run.threads is None and usable_cores() > 1
+            and not expects_accelerator(job.model.provider))
+
+
 def model_layout(job: Job, cheap: bool = False) -> ModelLayout:
     """Model lanes and intra-op threads: ``[run] lanes`` / ``threads``, else chosen from the provider, the
     cores and, where it was measured, the model's cost (``cheap``: see :func:`cheap_model`).
@@ -188,7 +195,7 @@ def model_layout(job: Job, cheap: bool = False) -> ModelLayout:
     """
     cores = usable_cores()
     accelerated = expects_accelerator(job.model.provider)
-    if cheap and not accelerated and job.run.lanes is None and job.run.threads is None:
+    if cheap and cost_decides(job):
         return ModelLayout(1, 1, accelerated)
     lanes = job.run.lanes or (1 if accelerated else min(2, cores))
     threads = job.run.threads or max(1, cores // lanes)

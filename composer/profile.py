@@ -509,7 +509,7 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None) -> Measure
                                 f"{n} frames, libx264 {output.preset} crf {output.crf}"))
         settings = Settings.resolve(job, plan, model)
         memory = Memory(width, height, spec.crop, spec.window, settings.chunk, plan.source.count)
-        layout = plan.choose_layout()[0]
+        layout = plan.choose_layout(probe=model)[0]  # the model measured above, on one thread
         run = {"batch": settings.batch, "workers": settings.workers, "lanes": layout.lanes,
                "threads": layout.threads, "chunk": settings.chunk}
         if output.video is not None:

@@ -202,9 +202,10 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
     given = [*batches, *workers, *(t for t in threads if t is not None), *(n for n in lanes if n is not None)]
     if min(given) < 1:
         raise JobError("sweep: batch, workers, lanes and threads must be at least 1")
-    default = default_point(job)
-    layouts = [ModelLayout(default.lanes, default.threads, False) if n is None and t is None
-               else model_layout(job.with_run(lanes=n, threads=t)) for n, t in itertools.product(lanes, threads)]
+    own = default_layout(job)
+    default = default_point(job, own)
+    layouts = [own if n is None and t is None else model_layout(job.with_run(lanes=n, threads=t))
+               for n, t in itertools.product(lanes, threads)]
     points = list(dict.fromkeys(Point(b, w, m.lanes, m.threads)
                                 for b, w, m in itertools.product(batches, workers, layouts)))
     trials: dict[Point, list[Trial]] = {p: [] for p in points}
