@@ -14,11 +14,25 @@ from composer.job import CompositeSpec, ModelSpec
 from composer.prepare import INTERPOLATION
 
 
-def prediction_to_bgr(prediction: np.ndarray, color: str) -> np.ndarray:
-    """A ``3 x S x S`` prediction in [0, 1] as ``S x S x 3`` BGR uint8: ``rint(clip(P * 255, 0, 255))``."""
-    scaled = np.clip(prediction * np.float32(255), 0, 255)
-    pixels = np.rint(scaled, out=scaled).astype(np.uint8).transpose(1, 2, 0)
-    return pixels[..., ::-1] if color == "rgb" else pixels
+def prediction_to_bgr(prediction: np.ndarray, color: str, out: np.ndarray | None = None) -> np.ndarray:
+    """A ``3 x S x S`` prediction in [0, 1] as ``S x S x 3`` BGR uint8: ``rint(clip(P * 255, 0, 255))``.
+
+    Args:
+        prediction: the model's output for one frame.
+        color: the model's channel order, ``"bgr"`` or ``"rgb"``.
+        out: an ``S x S x 3`` uint8 array (or view) to write into; a new one when None.
+    """
+    planes = list(prediction[::-1] if color == "rgb" else prediction)  # B, G, R
+    shape = (*prediction.shape[1:], len(planes))
+    scaled = np.empty(shape, np.float32)
+    cv2.merge([np.asarray(plane, np.float32) for plane in planes], dst=scaled)  # interleaves, exactly
+    np.multiply(scaled, np.float32(255), out=scaled)
+    np.clip(scaled, 0, 255, out=scaled)
+    np.rint(scaled, out=scaled)
+    if out is None:
+        return scaled.astype(np.uint8)
+    np.copyto(out, scaled, casting="unsafe")
+    return out
 
 
 @functools.lru_cache(maxsize=64)
@@ -56,16 +70,25 @@ def composite(frame: np.ndarray, crop: np.ndarray, prediction: np.ndarray,
     x1, y1, x2, y2 = rect
     b = model.border
     patched = crop.copy()
-    patched[b : model.crop - b, b : model.crop - b] = prediction_to_bgr(prediction, model.color)
+    prediction_to_bgr(prediction, model.color, out=patched[b : model.crop - b, b : model.crop - b])
     pasted = cv2.resize(patched, (x2 - x1, y2 - y1), interpolation=INTERPOLATION[model.resize_out])
     if out is None:
         out = frame.copy()
     else:
         np.copyto(out, frame)
+    target = out[y1:y2, x1:x2]
     if blend.blend == "feather":
-        alpha = feather_alpha(x2 - x1, y2 - y1, blend.feather)
-        region = frame[y1:y2, x1:x2].astype(np.float32)
-        mixed = region + (pasted.astype(np.float32) - region) * alpha
-        pasted = np.rint(mixed).astype(np.uint8)
-    out[y1:y2, x1:x2] = pasted
+        _feather(frame[y1:y2, x1:x2], pasted, feather_alpha(x2 - x1, y2 - y1, blend.feather), target)
+    else:
+        target[...] = pasted
     return out
+
+
+def _feather(region: np.ndarray, pasted: np.ndarray, alpha: np.ndarray, target: np.ndarray) -> None:
+    """``target = rint(R + (P - R) * alpha)`` in float32, from the original region ``R`` and the paste ``P``."""
+    below, mixed = region.astype(np.float32), pasted.astype(np.float32)
+    np.subtract(mixed, below, out=mixed)
+    np.multiply(mixed, alpha, out=mixed)
+    np.add(below, mixed, out=mixed)
+    np.rint(mixed, out=mixed)
+    np.copyto(target, mixed, casting="unsafe")

@@ -97,6 +97,24 @@ def test_prediction_matches_the_formula():
     np.testing.assert_array_equal(prediction_to_bgr(prediction, "bgr"), expected)
 
 
+@pytest.mark.parametrize("color", ["bgr", "rgb"])
+def test_prediction_into_a_view_of_a_larger_array(color):
+    prediction = np.random.default_rng(4).uniform(-0.2, 1.2, (3, 9, 7)).astype(np.float32)
+    canvas = np.full((13, 11, 3), 99, np.uint8)
+    view = canvas[2:11, 3:10]  # not contiguous, as the crop's window is
+    assert prediction_to_bgr(prediction, color, out=view) is view
+    np.testing.assert_array_equal(view, prediction_to_bgr(prediction, color))
+    outside = np.ones(canvas.shape[:2], bool)
+    outside[2:11, 3:10] = False
+    assert np.all(canvas[outside] == 99)
+
+
+def test_prediction_of_another_float_type_is_scaled_in_float32():
+    prediction = np.random.default_rng(5).uniform(-0.2, 1.2, (3, 6, 6)).astype(np.float16)
+    expected = np.rint(np.clip(prediction.astype(np.float32) * np.float32(255), 0, 255)).astype(np.uint8)
+    np.testing.assert_array_equal(prediction_to_bgr(prediction, "bgr"), expected.transpose(1, 2, 0))
+
+
 def test_prediction_channel_order():
     prediction = np.zeros((3, 4, 5), np.float32)
     prediction[0], prediction[1], prediction[2] = 10 / 255, 20 / 255, 30 / 255
