@@ -40,12 +40,13 @@ def fill_image(crop: np.ndarray, spec: ModelSpec, out: np.ndarray) -> np.ndarray
     """
     b = spec.border
     window = crop[b : spec.crop - b, b : spec.crop - b]
+    planes = cv2.split(window)  # contiguous planes: dividing the interleaved pixels in place took twice as long
     if spec.color == "rgb":
-        window = window[..., ::-1]
-    planes = window.transpose(2, 0, 1)
+        planes = planes[::-1]
     for g, group in enumerate(spec.inputs):
         target = out[3 * g : 3 * g + 3]
-        np.divide(planes, np.float32(255), out=target, dtype=np.float32)
+        for plane, channel in zip(planes, target):
+            np.divide(plane, np.float32(255), out=channel, dtype=np.float32)
         if group == "masked" and spec.mask is not None:
             x, y, w, h = spec.mask
             target[:, y : y + h, x : x + w] = 0
