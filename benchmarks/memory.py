@@ -35,8 +35,8 @@ import psutil
 
 from composer.job import parse_frame_size, parse_size
 from composer.machine import describe_machine
+from composer.report import markdown_table, text_table, write_section
 from composer.sources import open_template
-from composer.sweep import write_section
 from composer.zoo import build_light, build_unet
 
 MARGIN = 300 * 10**6  # bytes the peak may exceed the budget by
@@ -242,10 +242,6 @@ def flatness(peaks: Sequence[int]) -> str:
     return f"{'flat' if spread < 0.1 * min(peaks) + 50 * 10**6 else 'grows'} (spread {spread / _MIB:.0f} MiB)"
 
 
-def text_table(rows: Sequence[tuple[str, ...]]) -> str:
-    rows = [_HEADER, *rows]
-    widths = [max(len(r[k]) for r in rows) for k in range(len(_HEADER))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows)
 
 
 def markdown(rows: Sequence[tuple[str, ...]], flat: str, args: argparse.Namespace) -> str:
@@ -255,8 +251,7 @@ def markdown(rows: Sequence[tuple[str, ...]], flat: str, args: argparse.Namespac
              f"frame, rendered to a video only by `composer run` in a fresh process with `[run] memory_budget = "
              f"\"{args.budget}\"`. Peak RSS is the largest of the polled RSS, the kernel's VmHWM and ru_maxrss; "
              "`ok` means at most the budget + 300 MB. fps includes start-up.",
-             "", "| " + " | ".join(_HEADER) + " |", "| ---: | ---: | --- | ---: | ---: | ---: | --- |"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+             "", *markdown_table(_HEADER, rows, "rrlrrrl")]
     render = f" --render {args.render}" if args.render else ""
     lines += ["", f"Peak against length: {flat}.", "", f"Machine: {describe_machine().summary()}.",
               f"Regenerate: `python -m benchmarks.memory --frames {','.join(map(str, args.frames))} "
@@ -319,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"ru_maxrss {run.maxrss / _MIB:.0f}), {run.seconds:.1f} s", file=sys.stderr)
         rows.append(row(frames, output, args.budget, run))
         peaks.append(run.peak)
-    print(text_table(rows))
+    print(text_table([_HEADER, *rows]))
     flat = flatness(peaks) if len(peaks) > 1 else "one length only"
     print(f"peak against length: {flat}")
     if args.report is not None:

@@ -46,7 +46,8 @@ from composer.job import Job, load_job, parse_frame_size
 from composer.machine import describe_machine
 from composer.observer import PeakMemory
 from composer.plan import ModelLayout, lanes_layout
-from composer.sweep import write_section
+from composer.report import markdown_table, write_section
+from composer.report import text_table as aligned_table
 from composer.zoo import build_light
 
 MODELS = {
@@ -238,10 +239,7 @@ _HEADER = ("design", "fps", "fps min-max", "fps / composer's", "composer faster 
 
 
 def text_table(rows: list[tuple[str, ...]]) -> str:
-    rows = [_HEADER, *rows]
-    widths = [max(len(r[k]) for r in rows) for k in range(len(_HEADER))]
-    return "\n".join("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:6], widths[1:6])] + [r[6]])
-                     for r in rows)
+    return aligned_table([_HEADER, *rows], left=1, free_last=True)
 
 
 def markdown(model: str, rows: list[tuple[str, ...]], inputs: Inputs, size: tuple[int, int], repeats: int,
@@ -253,8 +251,7 @@ def markdown(model: str, rows: list[tuple[str, ...]], inputs: Inputs, size: tupl
              "process that loads the job and its model before the clock starts; fps is the median of "
              f"{repeats} interleaved runs. The frames column compares each design's frames, in memory, with "
              "the reference loop's. Peak RSS is the run's process at its highest, the loaded model included.",
-             "", "| " + " | ".join(_HEADER) + " |", "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+             "", *markdown_table(_HEADER, rows, "lrrrrrl")]
     lines += ["", f"Machine: {describe_machine().summary()}.",
               "Regenerate: `python -m benchmarks.run --model " + model + f" --frames {frames} "
               f"--size {size[0]}x{size[1]} --repeats {repeats}{command} --out DIR --report RESULTS.md`."]

@@ -39,7 +39,7 @@ from composer.job import Job, load_job
 from composer.machine import describe_machine
 from composer.plan import usable_cores
 from composer.profile import Bound, StageCost, compute_bound, measure_stages, trial_job
-from composer.sweep import write_section
+from composer.report import markdown_table, text_table, write_section
 
 _BARRIER_SECONDS = 600  # a copy that has not reached the barrier by then has hung
 
@@ -152,11 +152,6 @@ def measure(job: Job, frames: int, copies: int, scratch: Path, log=print) -> Sca
     return Scaling(job, frames, copies, alone, busy, fps)
 
 
-def text_table(rows: Sequence[tuple[str, ...]]) -> str:
-    rows = [_HEADER, *rows]
-    widths = [max(len(r[k]) for r in rows) for k in range(len(_HEADER))]
-    return "\n".join("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])])
-                     for r in rows)
 
 
 def _name(job: Job) -> str:
@@ -170,8 +165,7 @@ def markdown(result: Scaling) -> str:
              f"then as {result.copies} copies at once (one per usable core, separate processes started together), "
              "then composer's render of the same frames with the job's settings. CPU ms are per output frame; "
              "the second column is the mean over the copies.",
-             "", "| " + " | ".join(_HEADER) + " |", "| --- | ---: | ---: | ---: |"]
-    lines += ["| " + " | ".join(r) + " |" for r in result.rows()]
+             "", *markdown_table(_HEADER, result.rows(), "lrrr")]
     lines += [""] + [f"- {line}" for line in result.summary()]
     lines += ["", f"Machine: {describe_machine().summary()}.",
               f"Regenerate: `python -m benchmarks.scaling {name} --frames {result.frames} --copies {result.copies} "
@@ -194,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         job = load_job(args.job)
         with tempfile.TemporaryDirectory(prefix="composer-scaling-") as scratch:
             result = measure(job, args.frames, copies, Path(scratch), log=lambda m: print(m, file=sys.stderr))
-        print(text_table(result.rows()))
+        print(text_table([_HEADER, *result.rows()], left=1))
         print("\n".join(result.summary()))
         if args.report is not None:
             write_section(args.report, args.section, markdown(result))

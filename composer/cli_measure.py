@@ -122,7 +122,7 @@ def profile(job_file: Path, frames: int, batch: int | None, workers: int | None,
     """
     from composer.machine import describe_machine
     from composer.profile import profile_job
-    from composer.sweep import write_section
+    from composer.report import write_section
     from composer.trace import Tracer
 
     job = _load(job_file, batch, workers, settings)
@@ -174,7 +174,8 @@ def sweep(job_file: Path, batches: tuple[int, ...], workers: tuple[int, ...], la
     Prints a table of the median fps (with its range), p95 latency and peak RSS per point and the best point;
     with --report, writes it as a section of a Markdown file with a heat map and the machine it ran on.
     """
-    from composer.sweep import draw_heatmap, run_sweep, write_section
+    from composer.report import write_section
+    from composer.sweep import draw_heatmap, run_sweep
     from composer.timeline import MATPLOTLIB_MISSING
 
     job = _load(job_file, None, None, settings)

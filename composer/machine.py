@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 
 from composer.plan import usable_cores
+from composer.report import markdown_table
 
 __all__ = ["Machine", "describe_machine"]
 
@@ -77,9 +78,7 @@ class Machine:
             ("python", self.python),
             ("packages", ", ".join(f"{name} {version}" for name, version in self.packages.items())),
         ]
-        lines = ["| machine | |", "| --- | --- |"]
-        lines += [f"| {key} | {value} |" for key, value in rows]
-        return "\n".join(lines)
+        return "\n".join(markdown_table(("machine", ""), rows, "ll"))
 
     def to_json(self) -> dict[str, object]:
         """The description as plain JSON values."""
@@ -153,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m composer.machine [--report FILE]``: print the machine, or write it as a report section."""
     import argparse
 
-    from composer.sweep import write_section
+    from composer.report import write_section
 
     parser = argparse.ArgumentParser(prog="python -m composer.machine", description=main.__doc__)
     parser.add_argument("--report", type=str, help="write the table as section 'machine' of this Markdown file")

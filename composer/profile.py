@@ -46,6 +46,7 @@ from composer.model import Model
 from composer.plan import encoder_layout, open_plan, run_batch, usable_cores
 from composer.preload import frame_bytes
 from composer.prepare import crop_region, fill_image, image_channels
+from composer.report import markdown_table, text_table
 from composer.sources import open_template
 from composer.threads import one_opencv_thread
 from composer.trace import Tracer
@@ -188,6 +189,8 @@ class Profile:
     run: RunResult
     memory: Memory
 
+    _HEADER = ("stage", "wall ms/frame", "CPU ms/frame", "CPU share", "max fps", "work")
+
     @property
     def efficiency(self) -> float:
         """Measured fps over the bound; 1 means the processor uses the machine fully."""
@@ -266,21 +269,12 @@ class Profile:
 
     def text(self) -> str:
         """The report as a plain-text table and summary."""
-        header = ("stage", "wall ms/frame", "CPU ms/frame", "CPU share", "max fps", "work")
-        rows = [header, *self._rows()]
-        widths = [max(len(row[k]) for row in rows) for k in range(len(header))]
-        lines = [self._title()]
-        for row in rows:
-            cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:5], widths[1:5])]
-            lines.append("  ".join(cells + [row[5]]).rstrip())
-        return "\n".join(lines + self._summary_lines())
+        table = text_table([self._HEADER, *self._rows()], left=1, free_last=True)
+        return "\n".join([self._title(), table, *self._summary_lines()])
 
     def markdown(self) -> str:
         """The report as Markdown: the stage table, the bound and the run, and the cache's memory."""
-        lines = [f"`{self._title()}`", "",
-                 "| stage | wall ms/frame | CPU ms/frame | CPU share | max fps | work |",
-                 "| --- | ---: | ---: | ---: | ---: | --- |"]
-        lines += ["| " + " | ".join(row) + " |" for row in self._rows()]
+        lines = [f"`{self._title()}`", "", *markdown_table(self._HEADER, self._rows(), "lrrrrl")]
         lines += [""] + [f"- {line}" for line in self._summary_lines()]
         lines += ["", self.memory_markdown()]
         return "\n".join(lines)

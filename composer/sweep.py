@@ -9,15 +9,12 @@ as a user's render is: in one process a run finds the memory the runs before it 
 includes their leftovers. Each point reports its median fps with the range, its median p95 latency and its
 highest peak RSS.
 
-The report section is Markdown between ``<!-- composer:NAME -->`` markers (:func:`write_section` replaces a
-section in place); its heat map needs matplotlib (``pip install 'composer[report]'``).
+The report section's heat map needs matplotlib (``pip install 'composer[report]'``).
 """
 
 from __future__ import annotations
 
 import itertools
-import os
-import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,10 +29,11 @@ from composer.job import Job
 from composer.machine import Machine, describe_machine
 from composer.plan import ModelLayout, default_layout, model_layout, run_workers, wanted_batch
 from composer.profile import DEFAULT_FRAMES, scratch_folder, trial_job
+from composer.report import markdown_table, text_table
 from composer.timeline import have_matplotlib
 from composer.trace import Tracer
 
-__all__ = ["Point", "PointResult", "Sweep", "Trial", "draw_heatmap", "run_sweep", "write_section"]
+__all__ = ["Point", "PointResult", "Sweep", "Trial", "draw_heatmap", "run_sweep"]
 
 _MIB = 2**20
 
@@ -134,10 +132,8 @@ class Sweep:
 
     def text(self) -> str:
         """A plain-text table and the best point."""
-        rows = [self._HEADER, *self._rows()]
-        widths = [max(len(row[k]) for row in rows) for k in range(len(self._HEADER))]
-        lines = [f"{self.job}: {self.frames} output frames per run, {self.repeats} runs per point"]
-        lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
+        lines = [f"{self.job}: {self.frames} output frames per run, {self.repeats} runs per point",
+                 text_table([self._HEADER, *self._rows()])]
         lines.append(f"best: {self.best.point.label()}: {self.best.fps:.1f} fps (median of {self.repeats})")
         if self.default is not None:
             lines.append(self.default_line())
@@ -148,9 +144,8 @@ class Sweep:
         lines = [f"Sweep of `{self.job.parent.name}/{self.job.name}`: {self.frames} output frames per run, "
                  f"{self.repeats} runs per point (rounds over the grid, each starting one point further along), on the "
                  "machine below. Every run is a fresh process; peak RSS is its high-water mark, the loaded "
-                 "model included.", "",
-                 "| " + " | ".join(self._HEADER) + " |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        lines += ["| " + " | ".join(row) + " |" for row in self._rows()]
+                 "model included.", ""]
+        lines += markdown_table(self._HEADER, self._rows(), "rrrrrrr")
         lines += ["", f"**Best:** {self.best.point.label()}: {self.best.fps:.1f} fps (median of {self.repeats}; "
                   "marked * above)."]
         if self.default is not None:
@@ -286,46 +281,3 @@ def draw_heatmap(sweep: Sweep, path: Path) -> Path | None:
     except OSError as exc:
         raise OutputError(f"{path}: cannot write the heat map: {exc.strerror or exc}") from exc
     return path
-
-
-# --- report sections --------------------------------------------------------------------------------------
-
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-
-
-def _markers(name: str) -> tuple[str, str]:
-    return f"<!-- composer:{name} -->", f"<!-- /composer:{name} -->"
-
-
-def write_section(report: Path, name: str, body: str, title: str = "Results") -> Path:
-    """Put ``body`` between the markers of section ``name`` in the Markdown file ``report``.
-
-    An existing section is replaced in place, so regenerating one leaves the others and their order alone;
-    a new one is appended; a missing file is created with ``# title``.
-
-    Raises:
-        JobError: ``name`` is not a plain lower-case name.
-        OutputError: the file cannot be read or written.
-    """
-    if not _NAME.match(name):
-        raise JobError(f"report section {name!r}: use lower-case letters, digits, '-', '_' or '.'")
-    report = Path(report)
-    begin, end = _markers(name)
-    block = f"{begin}\n{body.strip()}\n{end}"
-    try:
-        text = report.read_text(encoding="utf-8") if report.exists() else f"# {title}\n"
-    except OSError as exc:
-        raise OutputError(f"{report}: cannot read the report: {exc.strerror or exc}") from exc
-    first, last = text.find(begin), text.find(end)
-    if first != -1 and last > first:
-        text = text[:first] + block + text[last + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    try:
-        report.parent.mkdir(parents=True, exist_ok=True)
-        temp = report.with_name(f".{report.name}.tmp")
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, report)
-    except OSError as exc:
-        raise OutputError(f"{report}: cannot write the report: {exc.strerror or exc}") from exc
-    return report

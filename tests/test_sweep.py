@@ -1,4 +1,4 @@
-"""composer sweep: the grid, its report section (replaced in place) and the machine it names."""
+"""composer sweep: the grid, its report section and the machine it names."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from click.testing import CliRunner
 from composer.cli_measure import sweep
 from composer.errors import JobError
 from composer.machine import describe_machine
-from composer.sweep import write_section
 from tests.conftest import broken_copy
 
 
@@ -87,19 +86,6 @@ def test_a_run_that_fails_in_its_process_ends_the_sweep_in_one_line(demo_video_j
 def test_bad_grid_values_are_refused(make_job):
     result = CliRunner().invoke(sweep, [str(make_job()), "--batch", "0,2"])
     assert result.exit_code == 2 and "positive integers" in result.output
-
-
-def test_write_section_replaces_in_place_and_keeps_order(tmp_path):
-    report = tmp_path / "RESULTS.md"
-    write_section(report, "a", "## A\none")
-    write_section(report, "b", "## B\ntwo")
-    write_section(report, "a", "## A\nthree")
-    text = report.read_text()
-    assert text.startswith("# Results")
-    assert text.index("three") < text.index("two") and "one" not in text
-    assert text.count("<!-- composer:a -->") == 1
-    with pytest.raises(JobError):
-        write_section(report, "Bad Name", "x")
 
 
 def test_machine_description():
