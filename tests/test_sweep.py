@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from click.testing import CliRunner
 
 from composer.cli_measure import sweep
-from composer.errors import JobError
 from composer.machine import describe_machine
 from tests.conftest import broken_copy
 
