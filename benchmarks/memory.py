@@ -242,8 +242,6 @@ def flatness(peaks: Sequence[int]) -> str:
     return f"{'flat' if spread < 0.1 * min(peaks) + 50 * 10**6 else 'grows'} (spread {spread / _MIB:.0f} MiB)"
 
 
-
-
 def markdown(rows: Sequence[tuple[str, ...]], flat: str, args: argparse.Namespace) -> str:
     width, height = args.size
     lines = ["## Memory: peak RSS against template length", "",

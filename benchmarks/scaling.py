@@ -152,8 +152,6 @@ def measure(job: Job, frames: int, copies: int, scratch: Path, log=print) -> Sca
     return Scaling(job, frames, copies, alone, busy, fps)
 
 
-
-
 def _name(job: Job) -> str:
     return f"{job.path.parent.name}/{job.path.name}" if job.path is not None else "job"
 

@@ -42,8 +42,11 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: 
     """A Markdown table's lines; ``align`` has an ``l`` (left) or ``r`` (right) per column."""
     if len(align) != len(header) or set(align) - set(_ALIGN):
         raise ValueError(f"align {align!r} must give l or r for each of the {len(header)} columns")
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(_ALIGN[a] for a in align) + " |"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+    return [_markdown_row(row) for row in (header, [_ALIGN[a] for a in align], *rows)]
+
+
+def _markdown_row(cells: Sequence[str]) -> str:
+    return "|" + "|".join(f" {cell} " if cell else " " for cell in cells) + "|"  # an empty cell is "| |"
 
 
 def _markers(name: str) -> tuple[str, str]:

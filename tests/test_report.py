@@ -31,6 +31,7 @@ def test_markdown_table_alignment_row():
     lines = markdown_table(ROWS[0], ROWS[1:], "lrl")
     assert lines[:2] == ["| design | fps | note |", "| --- | ---: | --- |"]
     assert lines[2] == "| composer | 171.7 | ok |" and len(lines) == 4
+    assert markdown_table(("machine", ""), [("CPU", "AMD")], "ll")[0] == "| machine | |"
     with pytest.raises(ValueError, match="align"):
         markdown_table(ROWS[0], ROWS[1:], "lr")
     with pytest.raises(ValueError, match="align"):
