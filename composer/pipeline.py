@@ -48,7 +48,7 @@ from composer.preload import Preloader, chunk_size, frame_bytes, plan_visits
 from composer.prepare import fill_image, image_channels
 from composer.resume import SEGMENT_FRAMES
 from composer.segments import encoder_backlog, pooled_frames
-from composer.threads import POLL, Stopped, Supervisor, get, one_opencv_thread, put, wait_for
+from composer.threads import POLL, Pool, Stopped, Supervisor, get, one_opencv_thread, put, wait_for
 from composer.trace import NullTracer
 from composer.writers import convert_frame, converted_shape
 
@@ -93,21 +93,6 @@ class Batch:
     items: tuple[Item, ...]
     inputs: Inputs
     count: int  # rows of ``inputs`` in use
-
-
-class Pool:
-    """A fixed set of reusable buffers; taking one waits, stop-aware, until one is given back."""
-
-    def __init__(self, buffers: list[object]) -> None:
-        self._free: queue.Queue[object] = queue.Queue()
-        for buffer in buffers:
-            self._free.put(buffer)
-
-    def take(self, stop: threading.Event) -> object:
-        return get(self._free, stop)
-
-    def give(self, buffer: object) -> None:
-        self._free.put(buffer)
 
 
 class Turnstile:
@@ -316,8 +301,7 @@ class Pipeline:
                 crop = None
                 if rect is not None:
                     if inputs is None:
-                        inputs = self._inputs.take(stop)  # type: ignore[assignment]
-                        assert inputs is not None
+                        inputs = self._inputs.take(stop)
                     crop = chunk.crops[local]
                     with self.tracer.span("prepare", i):
                         fill_image(crop, spec, inputs.images[count])
@@ -396,7 +380,6 @@ class Pipeline:
         slot = None
         if item.rect is not None or video is not None:
             slot = self._slots.take(self.stop)
-            assert isinstance(slot, Slot)
         if item.rect is not None:
             assert item.crop is not None and prediction is not None and slot is not None
             spec = self.plan.job

@@ -22,7 +22,7 @@ import numpy as np
 
 from composer.errors import OutputError, StageError
 from composer.resume import SEGMENT_FRAMES, part_path, parts_folder
-from composer.threads import Stopped, Supervisor, get, put
+from composer.threads import Pool, Stopped, Supervisor, get, put
 from composer.writers import VideoSink, _AudioTrack, convert_frame, converted_shape
 
 
@@ -119,9 +119,8 @@ class SegmentedVideoSink:
         if encoders == 1:
             self._i420 = np.empty(converted_shape(width, height), np.uint8)  # write's conversion, reused
         else:
-            self._free: queue.Queue[np.ndarray] = queue.Queue()
-            for _ in range(pooled_frames(encoders, backlog)):
-                self._free.put(np.empty(converted_shape(width, height), np.uint8))
+            self._free = Pool([np.empty(converted_shape(width, height), np.uint8)
+                               for _ in range(pooled_frames(encoders, backlog))])
             self._queues: list[queue.Queue[tuple[int, np.ndarray] | None]] = [
                 queue.Queue(maxsize=backlog) for _ in range(encoders)]
             self._threads = Supervisor()
@@ -156,7 +155,7 @@ class SegmentedVideoSink:
         assert threads is not None
         index = self.frames_written
         try:
-            buffer = get(self._free, threads.stop)
+            buffer = self._free.take(threads.stop)
             fill(buffer)
             put(self._queues[(index // self.segment) % len(self._queues)], (index, buffer), threads.stop)
         except Stopped:
@@ -174,7 +173,7 @@ class SegmentedVideoSink:
             while (item := get(self._queues[k], threads.stop)) is not None:
                 index, buffer = item
                 segments.add(index, buffer)
-                self._free.put(buffer)
+                self._free.give(buffer)
             segments.finish()
         except Stopped:
             raise

@@ -10,7 +10,7 @@ import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import cv2
 
@@ -43,6 +43,29 @@ def get(q: queue.Queue[T], stop: threading.Event) -> T:
             return q.get(timeout=POLL)
         except queue.Empty:
             continue
+
+
+class Pool(Generic[T]):
+    """A fixed set of reusable buffers; taking one waits, stop-aware, until one is given back.
+
+    The buffer given back last is taken first. A render then touches only as many buffers as it keeps in flight
+    at once, and takes them back while they are still in the cache: the first touch of a page costs a page
+    fault (4-15 us each on the development machine's VM). Taken in turn, as a FIFO queue did, every buffer of
+    the video encoders' 102-frame pool was faulted in, 85 faults a frame in the heavy model's 400-frame render
+    where the last-given-first order leaves 4-5.
+    """
+
+    def __init__(self, buffers: list[T]) -> None:
+        self._free: queue.LifoQueue[T] = queue.LifoQueue()
+        for buffer in buffers:
+            self._free.put(buffer)
+
+    def take(self, stop: threading.Event) -> T:
+        """The buffer given back last; raises :class:`Stopped` once ``stop`` is set."""
+        return get(self._free, stop)
+
+    def give(self, buffer: T) -> None:
+        self._free.put(buffer)
 
 
 def wait_for(cond: threading.Condition, predicate: Callable[[], bool], stop: threading.Event) -> None:
