@@ -12,10 +12,12 @@ stage on one thread, its outputs written to a scratch folder)
 2. as one copy per usable core, in as many child processes released together from a barrier, each over the
    same frames into a folder of its own,
 
-and then composer's processor renders the same frames with the job's settings, in this process, as
-``composer profile`` does. The report gives each stage's CPU ms per frame in both cases and the bound each
-sets. Composer's fps over the first is the profile's efficiency; over the second it is the share of what
-the cores did with every core on its own copy of the work, with nothing to coordinate.
+and then composer's processor renders the same frames with the job's settings, in a fresh process, as
+``composer profile`` does, and the stage loop runs alone once more: the costs alone are the mean of the two
+runs, which bracket the others as the profile's two measurements bracket its render. The report gives each
+stage's CPU ms per frame in both cases and the bound each sets. Composer's fps over the first is the
+profile's efficiency; over the second it is the share of what the cores did with every core on its own copy
+of the work, with nothing to coordinate.
 
 A CPU bound only means something without an accelerator; with one, the stages it runs are left out of the
 sums as ``composer profile`` leaves them out. Exit status 1 if a child fails (its error is printed).
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import queue
-import statistics
 import sys
 import tempfile
 import threading
@@ -38,7 +39,7 @@ from composer.errors import ComposerError
 from composer.job import Job, load_job
 from composer.machine import describe_machine
 from composer.plan import usable_cores
-from composer.profile import Bound, StageCost, compute_bound, measure_stages, trial_job
+from composer.profile import Bound, StageCost, compute_bound, mean_costs, measure_stages, trial_job
 from composer.report import markdown_table, text_table, write_section
 
 _BARRIER_SECONDS = 600  # a copy that has not reached the barrier by then has hung
@@ -126,15 +127,6 @@ def run_copies(job: Job, frames: int, copies: int, folder: Path) -> list[tuple[S
     return collect(children, answers, first=_not_broken_barrier)
 
 
-def mean_costs(runs: Sequence[tuple[StageCost, ...]]) -> tuple[StageCost, ...]:
-    """Each stage's cost averaged over ``runs`` (every run has the same stages in the same order)."""
-    return tuple(
-        StageCost(stages[0].name, statistics.fmean(s.wall_ms for s in stages),
-                  statistics.fmean(s.cpu_ms for s in stages), stages[0].work, stages[0].accelerator)
-        for stages in zip(*runs)
-    )
-
-
 def composer_fps(job: Job, frames: int, folder: Path) -> float:
     """Composer's processor rendering the job's first ``frames`` output frames in a fresh process, as
     ``composer profile`` does."""
@@ -142,14 +134,18 @@ def composer_fps(job: Job, frames: int, folder: Path) -> float:
 
 
 def measure(job: Job, frames: int, copies: int, scratch: Path, log=print) -> Scaling:
-    """The three measurements, one after the other, each with the machine to itself."""
+    """The measurements, one after the other, each with the machine to itself: the stage loop alone, its
+    copies at once, composer, and the stage loop alone again (the costs alone are the mean of the two, as
+    ``composer profile`` brackets its render)."""
     log(f"stage loop alone, {frames} frames ...")
-    alone = run_copies(job, frames, 1, scratch / "alone")[0]
+    before = run_copies(job, frames, 1, scratch / "alone")[0]
     log(f"stage loop, {copies} copies at once ...")
     busy = mean_costs(run_copies(job, frames, copies, scratch / "busy"))
     log("composer ...")
     fps = composer_fps(job, frames, scratch / "composer")
-    return Scaling(job, frames, copies, alone, busy, fps)
+    log(f"stage loop alone again, {frames} frames ...")
+    after = run_copies(job, frames, 1, scratch / "alone-again")[0]
+    return Scaling(job, frames, copies, mean_costs([before, after]), busy, fps)
 
 
 def _name(job: Job) -> str:
@@ -161,8 +157,9 @@ def markdown(result: Scaling) -> str:
     lines = [f"## Scaling: {name}", "",
              f"The profile's single-thread stage loop over {result.frames} output frames of `{name}`, first alone, "
              f"then as {result.copies} copies at once (one per usable core, separate processes started together), "
-             "then composer's render of the same frames with the job's settings. CPU ms are per output frame; "
-             "the second column is the mean over the copies.",
+             "then composer's render of the same frames with the job's settings, then alone once more. CPU ms are "
+             "per output frame; the first column is the mean of the two runs alone, the second the mean over the "
+             "copies.",
              "", *markdown_table(_HEADER, result.rows(), "lrrr")]
     lines += [""] + [f"- {line}" for line in result.summary()]
     lines += ["", f"Machine: {describe_machine().summary()}.",

@@ -118,7 +118,9 @@ def profile(job_file: Path, frames: int, batch: int | None, workers: int | None,
     Runs decode, prepare, infer, composite and write one at a time on one thread over the job's first
     frames and prints, per output frame, their wall and CPU milliseconds; then the CPU bound (cores / CPU
     seconds per frame; with an accelerator, also the model's own bound), the processor's fps on the same
-    frames, the efficiency (fps / bound), peak RSS and frame latency. Nothing of the job's outputs is touched.
+    frames, the efficiency (fps / bound), peak RSS and frame latency. The stages are measured before and
+    after the processor's render, and the bound is from their mean, so that a machine whose speed drifts is
+    compared with the render at its own pace. Nothing of the job's outputs is touched.
     """
     from composer.machine import describe_machine
     from composer.profile import profile_job

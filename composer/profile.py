@@ -14,7 +14,11 @@ Measuring (DESIGN.md section 5):
 3. The bound: ``cores / sum(CPU-seconds per frame)`` frames per second. With an accelerator (the model runs
    on CUDA or TensorRT) the model's share is time on the accelerator instead, and the bound is
    ``min(1 / accelerator seconds per frame, cores / sum(CPU-seconds of the CPU stages))``.
-4. The processor then renders the same frames with the job's settings; its fps over the bound is the
+4. The processor then renders the same frames with the job's settings, and the stages are measured once
+   more. The bound comes from each stage's mean over the two measurements, which bracket the render: a
+   shared machine's speed drifts by 10% and more within minutes, and a bound measured on one side only
+   compared the render with another speed than its own. Both measurements' bounds are reported, and a
+   drift of more than :data:`DRIFT` between them is pointed out. The processor's fps over the bound is the
    pipeline's efficiency.
 
 Outputs go to a scratch folder beside the job's outputs, removed afterwards: profiling never touches a
@@ -27,9 +31,10 @@ import contextlib
 import dataclasses
 import math
 import shutil
+import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -53,9 +58,10 @@ from composer.trace import Tracer
 from composer.writers import ImageFolderSink, VideoSink
 
 __all__ = ["DEFAULT_FRAMES", "Bound", "Measurement", "Memory", "Profile", "RunResult", "StageCost", "compute_bound",
-           "measure_stages", "profile_job", "scratch_folder", "trial_job"]
+           "mean_costs", "measure_stages", "profile_job", "scratch_folder", "trial_job"]
 
 DEFAULT_FRAMES = 250
+DRIFT = 0.05  # the bounds before and after the render differ by more: the report says the machine drifted
 _MIB = 2**20
 
 
@@ -172,8 +178,9 @@ class Profile:
         size: template width and height.
         provider: the ONNX Runtime provider the model ran on.
         settings: batch, workers, threads and chunk of the processor's run.
-        stages: per-stage costs, in pipeline order.
+        stages: per-stage costs, in pipeline order: the mean of the measurements before and after the render.
         bound: the bound they set.
+        around: the bounds of the measurement before the render and of the one after it.
         run: the processor's render of the same frames.
         memory: the template cache's cost.
     """
@@ -186,6 +193,7 @@ class Profile:
     settings: dict[str, int]
     stages: tuple[StageCost, ...]
     bound: Bound
+    around: tuple[Bound, Bound]
     run: RunResult
     memory: Memory
 
@@ -195,6 +203,12 @@ class Profile:
     def efficiency(self) -> float:
         """Measured fps over the bound; 1 means the processor uses the machine fully."""
         return self.run.fps / self.bound.fps
+
+    @property
+    def drift(self) -> float:
+        """How far the bound after the render is from the one before it, as a fraction of the first."""
+        before, after = self.around
+        return abs(after.fps - before.fps) / before.fps if before.fps > 0 else 0.0
 
     def to_json(self) -> dict[str, Any]:
         """The profile as one JSON object (``stages``, ``bound_fps``, ``fps``, ``efficiency``, ...)."""
@@ -218,6 +232,8 @@ class Profile:
             "accelerator_bound_fps": self.bound.accelerator_fps,
             "bound_fps": self.bound.fps,
             "bound_limit": self.bound.limit,
+            "bound_fps_before": self.around[0].fps,
+            "bound_fps_after": self.around[1].fps,
             "fps": self.run.fps,
             "seconds": self.run.seconds,
             "efficiency": self.efficiency,
@@ -246,10 +262,16 @@ class Profile:
 
     def _summary_lines(self) -> list[str]:
         b, r, s = self.bound, self.run, self.settings
+        before, after = self.around
         lines = [f"CPU bound: {b.cores} cores / {b.cpu_ms:.2f} CPU ms per frame = {b.cpu_fps:.1f} fps"]
         if b.accelerator_fps is not None:
             lines.append(f"accelerator bound: 1 / model time per frame = {b.accelerator_fps:.1f} fps; "
                          f"bound = {b.fps:.1f} fps (set by the {b.limit})")
+        lines.append(f"stages measured before the render: bound {before.fps:.1f} fps; after it: {after.fps:.1f} fps "
+                     "(the bound above is from their mean costs)")
+        if self.drift > DRIFT:
+            lines.append(f"the machine's speed drifted by {100 * self.drift:.0f}% during the profile: read the "
+                         "efficiency with that margin")
         p50, p95, p99 = r.latency_ms
         video = ""
         if "encoders" in s:
@@ -521,6 +543,16 @@ def compute_bound(stages: tuple[StageCost, ...], cores: int) -> Bound:
     return Bound(cores, cpu_ms, cpu_fps, accelerator_fps)
 
 
+def mean_costs(runs: Sequence[tuple[StageCost, ...]]) -> tuple[StageCost, ...]:
+    """Each stage's cost averaged over several measurements of the same stages, in the same order."""
+    names = {tuple(s.name for s in stages) for stages in runs}
+    if len(names) != 1:
+        raise ValueError(f"the measurements have different stages: {sorted(names)}")
+    return tuple(dataclasses.replace(stages[0], wall_ms=statistics.fmean(s.wall_ms for s in stages),
+                                     cpu_ms=statistics.fmean(s.cpu_ms for s in stages))
+                 for stages in zip(*runs))
+
+
 def profile_job(job: Job, frames: int | None = DEFAULT_FRAMES, tracer: Tracer | None = None) -> Profile:
     """Profile ``job`` over its first ``frames`` output frames (all of them when None).
 
@@ -538,12 +570,15 @@ def profile_job(job: Job, frames: int | None = DEFAULT_FRAMES, tracer: Tracer | 
     if frames is not None and frames < 1:
         raise JobError(f"profile: frames must be at least 1, got {frames}")
     tracer = tracer if tracer is not None else Tracer()
+    cores = usable_cores()
     with scratch_folder(job) as folder:
         trial = trial_job(job, frames, folder / "run")
-        measured = measure_stages(trial, folder / "measure", frames)
+        measured = measure_stages(trial, folder / "before", frames)
         # In a fresh process, as a user's render: after the measurement in this one it found the memory the
         # measurement had left, and its peak RSS counted the measurement's leftovers.
         stats = render_fresh(trial, tracer, name="profile render")
+        again = measure_stages(trial, folder / "after", frames).stages
+    stages = mean_costs([measured.stages, again])
     return Profile(
         job=job.path,
         frames=measured.frames,
@@ -551,8 +586,9 @@ def profile_job(job: Job, frames: int | None = DEFAULT_FRAMES, tracer: Tracer | 
         size=measured.size,
         provider=measured.provider,
         settings=measured.settings,
-        stages=measured.stages,
-        bound=compute_bound(measured.stages, usable_cores()),
+        stages=stages,
+        bound=compute_bound(stages, cores),
+        around=(compute_bound(measured.stages, cores), compute_bound(again, cores)),
         run=RunResult(stats.frames, stats.seconds, stats.peak_rss, tracer.percentiles_ms("latency", (50, 95, 99))),
         memory=measured.memory,
     )

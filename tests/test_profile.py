@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -9,10 +10,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from composer import profile as profiling
 from composer.children import ChildFailed, render_fresh
 from composer.cli_measure import profile
 from composer.job import load_job
-from composer.profile import StageCost, compute_bound, profile_job, trial_job
+from composer.profile import StageCost, compute_bound, mean_costs, profile_job, trial_job
 from composer.schedule import schedule
 from composer.trace import Tracer
 from tests.conftest import broken_copy
@@ -40,6 +42,10 @@ def test_json_keys_and_consistency(make_job):
         assert bound * ms / 1000 <= cores + 1e-9
         assert bound <= cores * 1000 / ms
     assert data["efficiency"] == pytest.approx(data["fps"] / bound)
+    # The stages were measured on both sides of the render; the bound is from their mean costs, so it lies
+    # between the two measurements' bounds.
+    before, after = data["bound_fps_before"], data["bound_fps_after"]
+    assert min(before, after) - 1e-9 <= bound <= max(before, after) + 1e-9
     assert data["frames"] == 12
     assert data["peak_rss_mb"] > 0
     latency = data["latency_ms"]
@@ -87,6 +93,41 @@ def test_bad_job_is_one_line_error(tmp_path):
     result = CliRunner().invoke(profile, [str(tmp_path / "missing.toml")])
     assert result.exit_code == 2
     assert "composer: error:" in result.output
+
+
+def test_mean_costs_average_each_stage_and_keep_its_facts():
+    first = (StageCost("decode", 2.0, 1.0, "7 decoded"), StageCost("infer", 6.0, 4.0, accelerator=True))
+    second = (StageCost("decode", 4.0, 3.0, "7 decoded"), StageCost("infer", 8.0, 2.0, accelerator=True))
+    assert mean_costs([first, second]) == (StageCost("decode", 3.0, 2.0, "7 decoded"),
+                                           StageCost("infer", 7.0, 3.0, accelerator=True))
+    assert mean_costs([first]) == first
+    with pytest.raises(ValueError, match="different stages"):
+        mean_costs([first, second[:1]])
+
+
+def test_a_machine_that_slows_down_during_the_profile_is_pointed_out(make_job, monkeypatch):
+    measure, answers = profiling.measure_stages, []
+
+    def slower_the_second_time(*args, **kwargs):
+        measured = measure(*args, **kwargs)
+        if answers:  # after the render, every stage costs half as much again as before it
+            stages = tuple(dataclasses.replace(s, cpu_ms=1.5 * s.cpu_ms) for s in answers[0].stages)
+            measured = dataclasses.replace(measured, stages=stages)
+        answers.append(measured)
+        return measured
+
+    monkeypatch.setattr(profiling, "measure_stages", slower_the_second_time)
+    result = profile_job(load_job(make_job()), frames=6)
+    assert len(answers) == 2
+    before, after = result.around
+    assert before == compute_bound(answers[0].stages, before.cores)
+    assert after == compute_bound(answers[1].stages, before.cores)
+    assert after.cpu_fps == pytest.approx(before.cpu_fps / 1.5)
+    assert result.bound.cpu_ms == pytest.approx((before.cpu_ms + after.cpu_ms) / 2)
+    assert result.drift == pytest.approx(1 / 3)
+    assert f"drifted by {100 * result.drift:.0f}%" in result.text()
+    steady = dataclasses.replace(result, around=(before, before))
+    assert steady.drift == 0 and "drifted" not in steady.text()
 
 
 def test_bound_with_an_accelerator_takes_the_lower():

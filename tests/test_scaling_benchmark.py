@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.scaling import Scaling, main, mean_costs
+from benchmarks.scaling import Scaling, main
 from composer.job import load_job
-from composer.profile import StageCost
+from composer.profile import StageCost, mean_costs
 from tests.conftest import broken_copy
 
 
