@@ -102,7 +102,7 @@ def _copy(job_file: str, frames: int, folder: str, barrier: threading.Barrier, a
         return
     try:
         barrier.wait(_BARRIER_SECONDS)
-        answers.put(measure_stages(trial, Path(folder) / "measure", frames).stages)
+        answers.put(measure_stages(trial, Path(folder) / "measure", frames, describe=False).stages)
     except BaseException as exc:
         answers.put(failure(exc))
 

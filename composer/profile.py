@@ -388,26 +388,29 @@ class _Clock:
 
 @dataclass(frozen=True)
 class Measurement:
-    """What :func:`measure_stages` found: the stage costs and the facts of the job they depend on."""
+    """What :func:`measure_stages` found: the stage costs and the facts of the job they depend on (``memory``
+    and ``settings``, the processor's for this job, only where it was asked to describe the run)."""
 
     frames: int
     decoded: int
     size: tuple[int, int]
     provider: str
     stages: tuple[StageCost, ...]
-    memory: Memory
-    settings: dict[str, int]
+    memory: Memory | None = None
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _cost(name: str, wall: float, cpu: float, frames: int, work: str, accelerator: bool = False) -> StageCost:
     return StageCost(name, 1000 * wall / frames, 1000 * cpu / frames, work, accelerator)
 
 
-def measure_stages(job: Job, scratch: Path, limit: int | None = None) -> Measurement:
+def measure_stages(job: Job, scratch: Path, limit: int | None = None, describe: bool = True) -> Measurement:
     """Measure every stage alone on this thread over the job's first ``limit`` output frames (all if None).
 
     See the module doc for how. Images and video are written under ``scratch``; the template frames those
-    output frames need are held in memory meanwhile.
+    output frames need are held in memory meanwhile. With ``describe``, the measurement also says how the
+    processor would run the job (its settings and cache), which times the model once more where the default
+    layout depends on its cost; a caller that wants the costs alone leaves that out.
 
     Raises:
         ComposerError: the job's inputs are bad.
@@ -523,6 +526,8 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None) -> Measure
         if output.video is not None:
             stages.append(_cost("write_video", video_clock.wall, video_clock.cpu, n,
                                 f"{n} frames, libx264 {output.preset} crf {output.crf}"))
+        if not describe:
+            return Measurement(n, len(needed), (width, height), model.provider, tuple(stages))
         settings = Settings.resolve(job, plan, model)
         memory = Memory(width, height, spec.crop, spec.window, settings.chunk, plan.source.count)
         layout = plan.choose_layout(probe=model)[0]  # the model measured above, on one thread
@@ -577,7 +582,8 @@ def profile_job(job: Job, frames: int | None = DEFAULT_FRAMES, tracer: Tracer | 
         # In a fresh process, as a user's render: after the measurement in this one it found the memory the
         # measurement had left, and its peak RSS counted the measurement's leftovers.
         stats = render_fresh(trial, tracer, name="profile render")
-        again = measure_stages(trial, folder / "after", frames).stages
+        again = measure_stages(trial, folder / "after", frames, describe=False).stages
+    assert measured.memory is not None  # described
     stages = mean_costs([measured.stages, again])
     return Profile(
         job=job.path,

@@ -95,6 +95,17 @@ def test_bad_job_is_one_line_error(tmp_path):
     assert "composer: error:" in result.output
 
 
+def test_costs_alone_leave_the_run_undescribed(make_job, tmp_path, monkeypatch):
+    def no_layout(*args, **kwargs):
+        raise AssertionError("the model was timed for a layout nobody asked for")
+
+    job = load_job(make_job())
+    monkeypatch.setattr("composer.plan.Plan.choose_layout", no_layout)
+    measured = profiling.measure_stages(job, tmp_path / "scratch", 4, describe=False)
+    assert [s.name for s in measured.stages][:4] == ["decode", "prepare", "infer", "composite"]
+    assert measured.memory is None and measured.settings == {}
+
+
 def test_mean_costs_average_each_stage_and_keep_its_facts():
     first = (StageCost("decode", 2.0, 1.0, "7 decoded"), StageCost("infer", 6.0, 4.0, accelerator=True))
     second = (StageCost("decode", 4.0, 3.0, "7 decoded"), StageCost("infer", 8.0, 2.0, accelerator=True))
