@@ -304,6 +304,86 @@ def test_joined_segments_keep_layout_tags_and_timing(tmp_path: Path, fps: Fracti
     _assert_finished_mp4(target, 10, fps)
 
 
+def _audio_packets(path: Path) -> list[tuple[int, bytes]]:
+    with av.open(str(path)) as container:
+        return [(p.pts, bytes(p)) for p in container.demux(audio=0) if p.size]
+
+
+@pytest.mark.parametrize("known", [True, False])
+def test_joined_audio_is_the_single_stream_audio(tmp_path: Path, known: bool) -> None:
+    # Known length: the audio is encoded beside the render; unknown: at close. Either way, the packets and their
+    # timing are those of one file encoded with its audio in a single pass.
+    wav = write_wav(tmp_path / "speech.wav", seconds=3, rate=16000, channels=1)
+    single = tmp_path / "single.mp4"
+    with VideoSink(single, Fraction(25), W, H, audio=wav, preset="ultrafast") as sink:
+        for index in range(30):
+            sink.write(_scene(index))
+    joined = tmp_path / "joined.mp4"
+    with SegmentedVideoSink(joined, Fraction(25), W, H, audio=wav, preset="ultrafast", encoders=2, backlog=2,
+                            segment=8, frames=30 if known else None) as sink:
+        for index in range(30):
+            sink.write(_scene(index))
+    assert _audio_packets(joined) == _audio_packets(single) and len(_audio_packets(joined)) > 10
+    _assert_finished_mp4(joined, 30, Fraction(25))
+    assert not list(tmp_path.glob(".joined.mp4.partial*"))
+
+
+def test_audio_is_encoded_while_the_frames_are_written(tmp_path: Path, monkeypatch) -> None:
+    from composer import writers
+
+    finished: list[str] = []
+    original = writers._AudioTrack.finish
+
+    def recording(self, seconds):
+        finished.append(threading.current_thread().name)
+        original(self, seconds)
+
+    monkeypatch.setattr(writers._AudioTrack, "finish", recording)
+    wav = write_wav(tmp_path / "speech.wav", seconds=2)
+    with SegmentedVideoSink(tmp_path / "result.mp4", Fraction(25), W, H, audio=wav, preset="ultrafast",
+                            segment=4, frames=10) as sink:
+        for index in range(10):
+            sink.write(_scene(index))
+        deadline = time.monotonic() + 10
+        while not finished and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert finished == ["composer-audio"], "the audio was not encoded before the sink was closed"
+    assert finished == ["composer-audio"]  # closing copied it, and encoded nothing more
+    _assert_finished_mp4(tmp_path / "result.mp4", 10, Fraction(25))
+
+
+def test_audio_follows_the_frames_written_when_they_differ_from_the_length_given(tmp_path: Path) -> None:
+    wav = write_wav(tmp_path / "speech.wav", seconds=3)
+    with SegmentedVideoSink(tmp_path / "result.mp4", Fraction(25), W, H, audio=wav, preset="ultrafast",
+                            segment=4, frames=40) as sink:
+        for index in range(10):
+            sink.write(_scene(index))
+    _assert_finished_mp4(tmp_path / "result.mp4", 10, Fraction(25))
+
+
+def test_an_aborted_sink_stops_its_audio_promptly_and_leaves_no_audio_file(tmp_path: Path, monkeypatch) -> None:
+    from composer import writers
+
+    original = writers._AudioTrack.write_until
+
+    def slow(self, seconds):  # 120 s of audio now take 12 s or more to encode
+        time.sleep(0.1)
+        original(self, seconds)
+
+    monkeypatch.setattr(writers._AudioTrack, "write_until", slow)
+    wav = write_wav(tmp_path / "speech.wav", seconds=120, rate=8000, channels=1)
+    began = time.perf_counter()
+    with pytest.raises(RuntimeError), SegmentedVideoSink(
+            tmp_path / "result.mp4", Fraction(25), W, H, audio=wav, preset="ultrafast", segment=4,
+            frames=3000) as sink:
+        sink.write(_scene(0))
+        time.sleep(0.2)
+        raise RuntimeError("the render failed")
+    assert time.perf_counter() - began < 5
+    assert not [t for t in threading.enumerate() if t.name == "composer-audio"]
+    assert not list(tmp_path.glob(".result.mp4.partial*")) and not (tmp_path / "result.mp4").exists()
+
+
 def _packets(path: Path) -> list[bytes]:
     with av.open(str(path)) as container:
         return [bytes(p) for p in container.demux(video=0) if p.size]
