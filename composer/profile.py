@@ -398,6 +398,7 @@ class Measurement:
     stages: tuple[StageCost, ...]
     memory: Memory | None = None
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0  # the measured work's wall time end to end: decoding, every stage, closing the outputs
 
 
 def _cost(name: str, wall: float, cpu: float, frames: int, work: str, accelerator: bool = False) -> StageCost:
@@ -429,6 +430,7 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None, describe: 
         frames = np.empty((hi - lo, height, width, 3), np.uint8)
         crops = np.empty((hi - lo, spec.crop, spec.crop, 3), np.uint8)
         decode, crop = _Clock(), _Clock()
+        began = time.perf_counter()
         with open_template(job.template.source, threads=1) as source:
             decoded = source.frames(lo, hi)
             for k in range(hi - lo):
@@ -440,6 +442,7 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None, describe: 
             if rect is not None:
                 with crop:
                     crop_region(frames[t - lo], rect, spec, out=crops[t - lo])
+        seconds = time.perf_counter() - began  # and below, the loop's: not the model's loading and first call
         per_decode = (decode.wall / decode.calls, decode.cpu / decode.calls)
 
         model = Model(spec, feature_row_shape=tuple(plan.features.shape[1:]) if plan.features is not None else None,
@@ -463,6 +466,7 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None, describe: 
         if output.video is not None:
             video_sink = VideoSink(scratch / "video.mp4", plan.fps, width, height, audio=output.audio,
                                    crf=output.crf, preset=output.preset, threads=1)
+        began = time.perf_counter()
         try:
             pending: list[tuple[int, int, tuple[int, int, int, int] | None]] = []  # (frame, template, rect)
             count = 0
@@ -508,6 +512,7 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None, describe: 
         finally:
             if video_sink is not None:
                 video_sink.abort()
+        seconds += time.perf_counter() - began
 
         modelled = int(sum(plan.rects.get(int(t)) is not None for t in order))
         share = len(needed) / n
@@ -527,7 +532,7 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None, describe: 
             stages.append(_cost("write_video", video_clock.wall, video_clock.cpu, n,
                                 f"{n} frames, libx264 {output.preset} crf {output.crf}"))
         if not describe:
-            return Measurement(n, len(needed), (width, height), model.provider, tuple(stages))
+            return Measurement(n, len(needed), (width, height), model.provider, tuple(stages), seconds=seconds)
         settings = Settings.resolve(job, plan, model)
         memory = Memory(width, height, spec.crop, spec.window, settings.chunk, plan.source.count)
         layout = plan.choose_layout(probe=model)[0]  # the model measured above, on one thread
@@ -536,7 +541,7 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None, describe: 
         if output.video is not None:
             encoders = encoder_layout(job)
             run |= {"encoders": encoders.encoders, "encoder_threads": encoders.threads, "video": encoders.text()}
-        return Measurement(n, len(needed), (width, height), model.provider, tuple(stages), memory, run)
+        return Measurement(n, len(needed), (width, height), model.provider, tuple(stages), memory, run, seconds)
 
 
 def compute_bound(stages: tuple[StageCost, ...], cores: int) -> Bound:
