@@ -105,6 +105,8 @@ _report_option = click.option("--report", type=click.Path(dir_okay=False, path_t
 @click.option("-b", "--batch", type=click.IntRange(min=1), help="Frames per model call [run.batch].")
 @click.option("-w", "--workers", type=click.IntRange(min=1), help="Composite threads [run.workers].")
 @_set_option
+@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Renders, each followed by a measurement of the stages; the efficiency is their median.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option("--trace", "trace_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the processor run's spans as a Chrome trace (Perfetto) and a PNG timeline beside it.")
@@ -112,7 +114,7 @@ _report_option = click.option("--report", type=click.Path(dir_okay=False, path_t
 @click.option("--section", default="profile", show_default=True, help="Name of the report section.")
 @_reports_errors
 def profile(job_file: Path, frames: int, batch: int | None, workers: int | None, settings: tuple[str, ...],
-             as_json: bool, trace_file: Path | None, report: Path | None, section: str) -> None:
+             rounds: int, as_json: bool, trace_file: Path | None, report: Path | None, section: str) -> None:
     """Measure each stage of JOB alone, the speed they allow, and how close the processor gets.
 
     Runs decode, prepare, infer, composite and write one at a time on one thread over the job's first
@@ -120,7 +122,9 @@ def profile(job_file: Path, frames: int, batch: int | None, workers: int | None,
     seconds per frame; with an accelerator, also the model's own bound), the processor's fps on the same
     frames, the efficiency (fps / bound), peak RSS and frame latency. The stages are measured before and
     after the processor's render, and the bound is from their mean, so that a machine whose speed drifts is
-    compared with the render at its own pace. Nothing of the job's outputs is touched.
+    compared with the render at its own pace. With --rounds N, N renders alternate with the measurements and
+    the efficiency is the median of each render's against the measurements on either side of it. Nothing of
+    the job's outputs is touched.
     """
     from composer.machine import describe_machine
     from composer.profile import profile_job
@@ -129,7 +133,7 @@ def profile(job_file: Path, frames: int, batch: int | None, workers: int | None,
 
     job = _load(job_file, batch, workers, settings)
     tracer = Tracer()
-    result = profile_job(job, frames, tracer)
+    result = profile_job(job, frames, tracer, rounds)
     picture = None
     if trace_file is not None:
         title = f"{job_file.parent.name}/{job_file.name}: the processor's threads, {result.run.frames} frames"

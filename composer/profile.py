@@ -20,6 +20,10 @@ Measuring (DESIGN.md section 5):
    compared the render with another speed than its own. Both measurements' bounds are reported, and a
    drift of more than :data:`DRIFT` between them is pointed out. The processor's fps over the bound is the
    pipeline's efficiency.
+5. With several rounds, render and measurement alternate (measure, render, measure, render, ... measure).
+   Each render is read against the bound of the two measurements on either side of it, and the efficiency
+   is the median over the rounds: one render in a slow phase of the machine moves it no more than a
+   round's worth.
 
 Outputs go to a scratch folder beside the job's outputs, removed afterwards: profiling never touches a
 finished render.
@@ -178,11 +182,11 @@ class Profile:
         size: template width and height.
         provider: the ONNX Runtime provider the model ran on.
         settings: batch, workers, threads and chunk of the processor's run.
-        stages: per-stage costs, in pipeline order: the mean of the measurements before and after the render.
-        bound: the bound they set.
-        around: the bounds of the measurement before the render and of the one after it.
-        run: the processor's render of the same frames.
+        measured: each measurement's stage costs, in pipeline order: the one before the first render, then
+            one after each render.
+        runs: the processor's renders of the same frames, one per round.
         memory: the template cache's cost.
+        cores: the usable cores the bound counts.
     """
 
     job: Path
@@ -191,24 +195,55 @@ class Profile:
     size: tuple[int, int]
     provider: str
     settings: dict[str, int]
-    stages: tuple[StageCost, ...]
-    bound: Bound
-    around: tuple[Bound, Bound]
-    run: RunResult
+    measured: tuple[tuple[StageCost, ...], ...]
+    runs: tuple[RunResult, ...]
     memory: Memory
+    cores: int
 
     _HEADER = ("stage", "wall ms/frame", "CPU ms/frame", "CPU share", "max fps", "work")
 
     @property
+    def stages(self) -> tuple[StageCost, ...]:
+        """Each stage's cost: the mean over every measurement."""
+        return mean_costs(self.measured)
+
+    @property
+    def bound(self) -> Bound:
+        """The bound the mean costs set."""
+        return compute_bound(self.stages, self.cores)
+
+    @property
+    def around(self) -> tuple[Bound, ...]:
+        """Each measurement's own bound, in order."""
+        return tuple(compute_bound(stages, self.cores) for stages in self.measured)
+
+    @property
+    def run(self) -> RunResult:
+        """The first render (the traced one)."""
+        return self.runs[0]
+
+    @property
+    def efficiencies(self) -> tuple[float, ...]:
+        """Each render's fps over the bound of the measurements on either side of it."""
+        return tuple(run.fps / compute_bound(mean_costs(self.measured[k:k + 2]), self.cores).fps
+                     for k, run in enumerate(self.runs))
+
+    @property
     def efficiency(self) -> float:
-        """Measured fps over the bound; 1 means the processor uses the machine fully."""
-        return self.run.fps / self.bound.fps
+        """Measured fps over the bound (the median over the rounds); 1 means the processor uses the machine
+        fully."""
+        return statistics.median(self.efficiencies)
+
+    @property
+    def fps(self) -> float:
+        """The renders' median fps."""
+        return statistics.median(run.fps for run in self.runs)
 
     @property
     def drift(self) -> float:
-        """How far the bound after the render is from the one before it, as a fraction of the first."""
-        before, after = self.around
-        return abs(after.fps - before.fps) / before.fps if before.fps > 0 else 0.0
+        """How far apart the measurements' bounds are, as a fraction of the first."""
+        fps = [bound.fps for bound in self.around]
+        return (max(fps) - min(fps)) / fps[0] if fps[0] > 0 else 0.0
 
     def to_json(self) -> dict[str, Any]:
         """The profile as one JSON object (``stages``, ``bound_fps``, ``fps``, ``efficiency``, ...)."""
@@ -233,11 +268,14 @@ class Profile:
             "bound_fps": self.bound.fps,
             "bound_limit": self.bound.limit,
             "bound_fps_before": self.around[0].fps,
-            "bound_fps_after": self.around[1].fps,
-            "fps": self.run.fps,
-            "seconds": self.run.seconds,
+            "bound_fps_after": self.around[-1].fps,
+            "bound_fps_measured": [bound.fps for bound in self.around],
+            "fps": self.fps,
+            "seconds": statistics.median(run.seconds for run in self.runs),
             "efficiency": self.efficiency,
-            "peak_rss_mb": self.run.peak_rss / _MIB,  # MiB
+            "rounds": [{"fps": run.fps, "seconds": run.seconds, "efficiency": e, "peak_rss_mb": run.peak_rss / _MIB}
+                       for run, e in zip(self.runs, self.efficiencies)],
+            "peak_rss_mb": max(run.peak_rss for run in self.runs) / _MIB,  # MiB
             "latency_ms": {"p50": p50, "p95": p95, "p99": p99},
             "memory": {
                 "bytes_per_cached_frame": self.memory.per_frame,
@@ -262,13 +300,19 @@ class Profile:
 
     def _summary_lines(self) -> list[str]:
         b, r, s = self.bound, self.run, self.settings
-        before, after = self.around
         lines = [f"CPU bound: {b.cores} cores / {b.cpu_ms:.2f} CPU ms per frame = {b.cpu_fps:.1f} fps"]
         if b.accelerator_fps is not None:
             lines.append(f"accelerator bound: 1 / model time per frame = {b.accelerator_fps:.1f} fps; "
                          f"bound = {b.fps:.1f} fps (set by the {b.limit})")
-        lines.append(f"stages measured before the render: bound {before.fps:.1f} fps; after it: {after.fps:.1f} fps "
-                     "(the bound above is from their mean costs)")
+        rounds = len(self.runs)
+        if rounds == 1:
+            before, after = self.around
+            lines.append(f"stages measured before the render: bound {before.fps:.1f} fps; after it: "
+                         f"{after.fps:.1f} fps (the bound above is from their mean costs)")
+        else:
+            bounds = ", ".join(f"{bound.fps:.1f}" for bound in self.around)
+            lines.append(f"stages measured {len(self.around)} times, before the first render and after each: "
+                         f"bounds {bounds} fps (the bound above is from their mean costs)")
         if self.drift > DRIFT:
             lines.append(f"the machine's speed drifted by {100 * self.drift:.0f}% during the profile: read the "
                          "efficiency with that margin")
@@ -276,12 +320,25 @@ class Profile:
         video = ""
         if "encoders" in s:
             video = f", video {s['video']}"
-        lines += [
-            f"processor (batch {s['batch']}, {s['workers']} workers, model {s['lanes']} lanes x {s['threads']} "
-            f"threads, chunk {s['chunk']}{video}): {r.frames} frames in {r.seconds:.2f} s = {r.fps:.1f} fps",
-            f"efficiency {self.efficiency:.2f} (fps / bound), peak RSS {r.peak_rss / _MIB:.0f} MiB, "
-            f"latency p50 {p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms",
-        ]
+        settings = (f"processor (batch {s['batch']}, {s['workers']} workers, model {s['lanes']} lanes x "
+                    f"{s['threads']} threads, chunk {s['chunk']}{video})")
+        peak = max(run.peak_rss for run in self.runs) / _MIB
+        if rounds == 1:
+            lines += [
+                f"{settings}: {r.frames} frames in {r.seconds:.2f} s = {r.fps:.1f} fps",
+                f"efficiency {self.efficiency:.2f} (fps / bound), peak RSS {peak:.0f} MiB, "
+                f"latency p50 {p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms",
+            ]
+        else:
+            each = ", ".join(f"{run.fps:.1f}" for run in self.runs)
+            ratios = ", ".join(f"{e:.2f}" for e in self.efficiencies)
+            lines += [
+                f"{settings}: {rounds} renders of {r.frames} frames at {each} fps",
+                f"efficiency {self.efficiency:.2f}: the median over the rounds of each render's fps over the bound "
+                f"of the measurements on either side of it ({ratios})",
+                f"peak RSS {peak:.0f} MiB; latency (first render) p50 {p50:.0f} ms, p95 {p95:.0f} ms, "
+                f"p99 {p99:.0f} ms",
+            ]
         return lines
 
     def _title(self) -> str:
@@ -563,43 +620,42 @@ def mean_costs(runs: Sequence[tuple[StageCost, ...]]) -> tuple[StageCost, ...]:
                  for stages in zip(*runs))
 
 
-def profile_job(job: Job, frames: int | None = DEFAULT_FRAMES, tracer: Tracer | None = None) -> Profile:
-    """Profile ``job`` over its first ``frames`` output frames (all of them when None).
+def profile_job(job: Job, frames: int | None = DEFAULT_FRAMES, tracer: Tracer | None = None,
+                rounds: int = 1) -> Profile:
+    """Profile ``job`` over its first ``frames`` output frames (all of them when None), in ``rounds`` rounds.
 
     Args:
         job: the job; its outputs are not touched (everything is written to a scratch folder).
         frames: output frames to measure and render. The processor can render a cut job only when the
             job has ``[features]`` (they set its length); without them it renders the whole job, while the
             stages are still measured over the first ``frames`` (costs are per frame either way).
-        tracer: records the processor's spans during its render (a fresh one when None).
+        tracer: records the processor's spans during its first render (a fresh one when None).
+        rounds: renders, each followed by a measurement of the stages (module doc, step 5).
 
     Raises:
-        JobError: ``frames`` is not positive.
+        JobError: ``frames`` or ``rounds`` is not positive.
         ComposerError: the job's inputs are bad or a stage fails.
     """
     if frames is not None and frames < 1:
         raise JobError(f"profile: frames must be at least 1, got {frames}")
+    if rounds < 1:
+        raise JobError(f"profile: rounds must be at least 1, got {rounds}")
     tracer = tracer if tracer is not None else Tracer()
     cores = usable_cores()
+    runs = []
     with scratch_folder(job) as folder:
         trial = trial_job(job, frames, folder / "run")
-        measured = measure_stages(trial, folder / "before", frames)
-        # In a fresh process, as a user's render: after the measurement in this one it found the memory the
-        # measurement had left, and its peak RSS counted the measurement's leftovers.
-        stats = render_fresh(trial, tracer, name="profile render")
-        again = measure_stages(trial, folder / "after", frames, describe=False).stages
-    assert measured.memory is not None  # described
-    stages = mean_costs([measured.stages, again])
-    return Profile(
-        job=job.path,
-        frames=measured.frames,
-        decoded=measured.decoded,
-        size=measured.size,
-        provider=measured.provider,
-        settings=measured.settings,
-        stages=stages,
-        bound=compute_bound(stages, cores),
-        around=(compute_bound(measured.stages, cores), compute_bound(again, cores)),
-        run=RunResult(stats.frames, stats.seconds, stats.peak_rss, tracer.percentiles_ms("latency", (50, 95, 99))),
-        memory=measured.memory,
-    )
+        first = measure_stages(trial, folder / "measure-0", frames)
+        measured = [first.stages]
+        for k in range(rounds):
+            # In a fresh process, as a user's render: after the measurement in this one it found the memory the
+            # measurement had left, and its peak RSS counted the measurement's leftovers.
+            spans = tracer if k == 0 else Tracer()
+            stats = render_fresh(trial, spans, name="profile render")
+            runs.append(RunResult(stats.frames, stats.seconds, stats.peak_rss,
+                                  spans.percentiles_ms("latency", (50, 95, 99))))
+            measured.append(measure_stages(trial, folder / f"measure-{k + 1}", frames, describe=False).stages)
+    assert first.memory is not None  # described
+    return Profile(job=job.path, frames=first.frames, decoded=first.decoded, size=first.size, provider=first.provider,
+                   settings=first.settings, measured=tuple(measured), runs=tuple(runs), memory=first.memory,
+                   cores=cores)

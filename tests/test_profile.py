@@ -13,7 +13,9 @@ from click.testing import CliRunner
 from composer import profile as profiling
 from composer.children import ChildFailed, render_fresh
 from composer.cli_measure import profile
+from composer.errors import JobError
 from composer.job import load_job
+from composer.observer import RenderStats
 from composer.profile import StageCost, compute_bound, mean_costs, profile_job, trial_job
 from composer.schedule import schedule
 from composer.trace import Tracer
@@ -137,8 +139,55 @@ def test_a_machine_that_slows_down_during_the_profile_is_pointed_out(make_job, m
     assert result.bound.cpu_ms == pytest.approx((before.cpu_ms + after.cpu_ms) / 2)
     assert result.drift == pytest.approx(1 / 3)
     assert f"drifted by {100 * result.drift:.0f}%" in result.text()
-    steady = dataclasses.replace(result, around=(before, before))
+    steady = dataclasses.replace(result, measured=(answers[0].stages, answers[0].stages))
     assert steady.drift == 0 and "drifted" not in steady.text()
+
+
+def test_rounds_alternate_renders_and_measurements_and_take_the_median(make_job, monkeypatch):
+    # Measurements that cost 1x, 2x, 1x and 1x of the first; renders at 100, 50 and 80 fps. Each render is read
+    # against the bound of the measurements on either side of it, and the efficiency is the median of those.
+    measure, renders, order, firsts = profiling.measure_stages, iter([100.0, 50.0, 80.0]), [], []
+    slowdown = iter([1.0, 2.0, 1.0, 1.0])
+
+    def measured_at_its_speed(*args, **kwargs):
+        order.append("measure")
+        result = measure(*args, **kwargs)
+        firsts.append(result.stages)
+        factor = next(slowdown)
+        return dataclasses.replace(result, stages=tuple(dataclasses.replace(s, cpu_ms=factor * s.cpu_ms)
+                                                        for s in firsts[0]))
+
+    def render_at(job, tracer=None, name="render"):
+        order.append("render")
+        return RenderStats(frames=10, seconds=10 / next(renders), peak_rss=2**20)
+
+    monkeypatch.setattr(profiling, "measure_stages", measured_at_its_speed)
+    monkeypatch.setattr(profiling, "render_fresh", render_at)
+    result = profile_job(load_job(make_job()), frames=6, rounds=3)
+    assert order == ["measure", "render", "measure", "render", "measure", "render", "measure"]
+    bounds = [b.cpu_fps for b in result.around]
+    assert bounds[1] == pytest.approx(bounds[0] / 2) and bounds[2] == pytest.approx(bounds[0])
+    first = bounds[0]
+    between = first / 1.5  # the mean of costs 1x and 2x
+    expected = [100 / between, 50 / between, 80 / first]
+    assert result.efficiencies == pytest.approx(expected)
+    assert result.efficiency == pytest.approx(sorted(expected)[1])
+    assert result.fps == pytest.approx(80.0)
+    text = result.text()
+    assert "3 renders of 10 frames at 100.0, 50.0, 80.0 fps" in text and "stages measured 4 times" in text
+    assert [r["efficiency"] for r in result.to_json()["rounds"]] == pytest.approx(expected)
+
+
+def test_rounds_from_the_command_line(make_job):
+    data = _profile_json(make_job(), "--frames", "6", "--rounds", "2")
+    assert len(data["rounds"]) == 2 and len(data["bound_fps_measured"]) == 3
+    assert data["efficiency"] == pytest.approx(np.median([r["efficiency"] for r in data["rounds"]]))
+    assert data["bound_fps_before"] == data["bound_fps_measured"][0]
+
+
+def test_rounds_must_be_positive(make_job):
+    with pytest.raises(JobError, match="rounds must be at least 1"):
+        profile_job(load_job(make_job()), frames=6, rounds=0)
 
 
 def test_bound_with_an_accelerator_takes_the_lower():
