@@ -130,7 +130,9 @@ class ModelLayout:
 
 
 CHEAP_SECONDS_PER_PIXEL = 4e-9  # a 1280x720 frame's decode (5-6 ms) or composite and jpg (3-6 ms) costs more
-PROBE_CALLS = 3  # timed model calls behind cheap_model, after one to warm the session up
+PROBE_CALLS = 3  # timed model calls behind cheap_model at least, after one to warm the session up ...
+PROBE_SECONDS = 0.05  # ... and more until they add up to this: a cheap model's three calls last a few ms, and
+# a moment in which the machine was busy elsewhere made all three slow (a 2 ms model timed above 3.7 ms once)
 
 
 def cheap_model(seconds: float, pixels: int, cores: int) -> bool:
@@ -153,15 +155,17 @@ def cheap_seconds(pixels: int, cores: int) -> float:
 
 
 def frame_seconds(model: Model, batch: int) -> float:
-    """Seconds of one frame's inference on ``model``: the fastest of :data:`PROBE_CALLS` calls on a batch of
-    zeros, after one that warms the session up, divided by ``batch``."""
+    """Seconds of one frame's inference on ``model``: the fastest of at least :data:`PROBE_CALLS` calls on a
+    batch of zeros (and as many more as fit in :data:`PROBE_SECONDS`), after one that warms the session up,
+    divided by ``batch``."""
     images, features = zero_batch(model, batch)
     model.run(images, features)
-    best = math.inf
-    for _ in range(PROBE_CALLS):
+    best, spent, calls = math.inf, 0.0, 0
+    while calls < PROBE_CALLS or spent < PROBE_SECONDS:
         began = time.perf_counter()
         model.run(images, features)
-        best = min(best, time.perf_counter() - began)
+        took = time.perf_counter() - began
+        best, spent, calls = min(best, took), spent + took, calls + 1
     return best / batch
 
 
