@@ -14,7 +14,7 @@ import functools
 import os
 import queue
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -313,10 +313,8 @@ def _join(parts: list[Path], target: Path, fps: Fraction, audio: Path | None) ->
         with contextlib.ExitStack() as files:
             out = files.enter_context(av.open(str(temp), "w", format="mp4",
                                               container_options={"movflags": "+faststart"}))
-            sound = files.enter_context(av.open(str(audio))) if audio is not None else None
-            sound_in = sound.streams.audio[0] if sound is not None else None
-            waiting = (p for p in sound.demux(sound_in) if p.dts is not None) if sound is not None else iter(())
-            packet = next(waiting, None)
+            sound_in, sounds = _audio_packets(files, audio)
+            pending = next(sounds, None)
             stream = sound_out = None
             frames = 0
             for part in parts:
@@ -327,21 +325,31 @@ def _join(parts: list[Path], target: Path, fps: Fraction, audio: Path | None) ->
                         if sound_in is not None:
                             sound_out = out.add_stream_from_template(sound_in)
                     shift = int(Fraction(frames) / fps / video.time_base)
-                    for vp in source.demux(video):
-                        if vp.dts is None:
+                    for packet in source.demux(video):
+                        if packet.dts is None:
                             continue  # the demuxer's end-of-stream marker
-                        vp.pts += shift
-                        vp.dts += shift
-                        vp.stream = stream
-                        out.mux(vp)
+                        packet.pts += shift
+                        packet.dts += shift
+                        packet.stream = stream
+                        out.mux(packet)
                         frames += 1
                 # The audio of this part's time goes right after it, so that the file interleaves the two.
                 end, last = Fraction(frames) / fps, part is parts[-1]
-                while packet is not None and (last or packet.pts * packet.time_base < end):
-                    packet.stream = sound_out
-                    out.mux(packet)
-                    packet = next(waiting, None)
+                while pending is not None and (last or pending.pts * pending.time_base < end):
+                    pending.stream = sound_out
+                    out.mux(pending)
+                    pending = next(sounds, None)
         os.replace(temp, target)
     except (OSError, av.error.FFmpegError) as exc:
         temp.unlink(missing_ok=True)
         raise OutputError(f"{target}: cannot join the video segments: {exc}") from exc
+
+
+def _audio_packets(files: contextlib.ExitStack, audio: Path | None) -> tuple[av.audio.stream.AudioStream | None,
+                                                                            Iterator[av.Packet]]:
+    """The encoded ``audio``'s stream and its packets (none without audio), its file held open by ``files``."""
+    if audio is None:
+        return None, iter(())
+    sound = files.enter_context(av.open(str(audio)))
+    stream = sound.streams.audio[0]
+    return stream, (packet for packet in sound.demux(stream) if packet.dts is not None)
