@@ -21,10 +21,10 @@ of the work, with nothing to coordinate.
 
 The copies' CPU sums leave out what the stage loop does not clock (the loop itself, opening files) and
 assume the cores never wait. So the report also gives the copies' figure end to end: the frames they made
-together over the slower copy's wall time from its first decode to its closed video (the model's loading
-left out). The copies' mean wall time counts, as if a copy that finished first could have taken over some of the
-other's frames. That is the most a render of these frames reached on this machine with nothing to
-coordinate: the reachable figure to read composer's against.
+together over their mean wall time from the first decode to the closed video (the model's loading left
+out), as if a copy that finished first could have taken over some of the other's frames. That is the most
+a render of these frames reached on this machine with nothing to coordinate: the reachable figure to read
+composer's against.
 
 A CPU bound only means something without an accelerator; with one, the stages it runs are left out of the
 sums as ``composer profile`` leaves them out. Exit status 1 if a child fails (its error is printed).
@@ -81,7 +81,12 @@ class Scaling:
         have taken over some of the other's frames); None if not measured."""
         if not self.busy_seconds:
             return None
-        return self.copies * self.frames / statistics.fmean(self.busy_seconds)
+        return self.copies * self.frames / self.busy_mean_seconds
+
+    @property
+    def busy_mean_seconds(self) -> float:
+        """The copies' mean wall time end to end."""
+        return statistics.fmean(self.busy_seconds)
 
     def rows(self) -> list[tuple[str, ...]]:
         busy = {s.name: s for s in self.busy}
@@ -105,7 +110,7 @@ class Scaling:
         if whole is not None:
             took = f"{min(self.busy_seconds):.2f}-{max(self.busy_seconds):.2f} s"
             lines.append(f"every core busy, end to end: {self.copies} copies x {self.frames} frames / "
-                         f"{statistics.fmean(self.busy_seconds):.2f} s (the copies' mean wall time; they took {took})"
+                         f"{self.busy_mean_seconds:.2f} s (the copies' mean wall time; they took {took})"
                          f" = {whole:.1f} fps ({whole / bound:.2f} of the first bound)")
         lines.append(f"composer: {self.composer_fps:.1f} fps = {self.composer_fps / bound:.2f} of the first bound "
                      f"(the profile's efficiency), {self.composer_fps / reachable:.2f} of the second"

@@ -240,6 +240,11 @@ class Profile:
         return statistics.median(run.fps for run in self.runs)
 
     @property
+    def peak_rss(self) -> int:
+        """The highest peak RSS of the renders, in bytes."""
+        return max(run.peak_rss for run in self.runs)
+
+    @property
     def drift(self) -> float:
         """How far apart the measurements' bounds are, as a fraction of the first."""
         fps = [bound.fps for bound in self.around]
@@ -275,7 +280,7 @@ class Profile:
             "efficiency": self.efficiency,
             "rounds": [{"fps": run.fps, "seconds": run.seconds, "efficiency": e, "peak_rss_mb": run.peak_rss / _MIB}
                        for run, e in zip(self.runs, self.efficiencies)],
-            "peak_rss_mb": max(run.peak_rss for run in self.runs) / _MIB,  # MiB
+            "peak_rss_mb": self.peak_rss / _MIB,  # MiB
             "latency_ms": {"p50": p50, "p95": p95, "p99": p99},
             "memory": {
                 "bytes_per_cached_frame": self.memory.per_frame,
@@ -322,7 +327,7 @@ class Profile:
             video = f", video {s['video']}"
         settings = (f"processor (batch {s['batch']}, {s['workers']} workers, model {s['lanes']} lanes x "
                     f"{s['threads']} threads, chunk {s['chunk']}{video})")
-        peak = max(run.peak_rss for run in self.runs) / _MIB
+        peak = self.peak_rss / _MIB
         if rounds == 1:
             lines += [
                 f"{settings}: {r.frames} frames in {r.seconds:.2f} s = {r.fps:.1f} fps",
