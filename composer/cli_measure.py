@@ -163,6 +163,9 @@ def profile(job_file: Path, frames: int, batch: int | None, workers: int | None,
 @click.option("--threads", "threads", callback=_int_list, default=None,
               help="Intra-op threads per lane, comma-separated [default: the job's run.threads].")
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="Renders per point.")
+@click.option("--confirm", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Renders each of the best point and the job's own settings, in turns after the grid, when they "
+                   "differ (0: none).")
 @_frames_option
 @_set_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
@@ -173,12 +176,14 @@ def profile(job_file: Path, frames: int, batch: int | None, workers: int | None,
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar (there is none unless stderr is a terminal).")
 @_reports_errors
 def sweep(job_file: Path, batches: tuple[int, ...], workers: tuple[int, ...], lanes: tuple[int, ...] | None,
-           threads: tuple[int, ...] | None, repeats: int, frames: int, settings: tuple[str, ...], as_json: bool,
-           report: Path | None, section: str, picture: Path | None, quiet: bool) -> None:
+           threads: tuple[int, ...] | None, repeats: int, confirm: int, frames: int, settings: tuple[str, ...],
+           as_json: bool, report: Path | None, section: str, picture: Path | None, quiet: bool) -> None:
     """Render JOB over a grid of batch sizes, workers (and model lanes and threads), each point repeated.
 
     Prints a table of the median fps (with its range), p95 latency and peak RSS per point and the best point;
-    with --report, writes it as a section of a Markdown file with a heat map and the machine it ran on.
+    with --report, writes it as a section of a Markdown file with a heat map and the machine it ran on. The job's
+    own settings are then rendered in turns with the best point (--confirm), which tells how far they are
+    from it better than the grid's medians, the best of which is flattered by the noise that picked it.
     """
     from composer.report import write_section
     from composer.sweep import draw_heatmap, run_sweep
@@ -187,7 +192,7 @@ def sweep(job_file: Path, batches: tuple[int, ...], workers: tuple[int, ...], la
     job = _load(job_file, None, None, settings)
     progress = not quiet and sys.stderr.isatty()
     result = run_sweep(job, batches, workers, threads or (None,), repeats, frames, progress=progress,
-                       lanes=lanes or (None,))
+                       lanes=lanes or (None,), confirm=confirm)
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.text())
     if picture is None and report is not None:
         picture = report.parent / "results" / f"{section}.png"

@@ -9,6 +9,11 @@ as a user's render is: in one process a run finds the memory the runs before it 
 includes their leftovers. Each point reports its median fps with the range, its median p95 latency and its
 highest peak RSS.
 
+The best of many medians is flattered by the noise that picked it: on a shared machine one point's runs can
+spread 47-63 fps, and the highest of 12 such medians reads high. With ``confirm`` runs, when the job's own
+settings are not the best point, the sweep ends by rendering the two in turns (best, own; own, best; ...) and
+reads the own settings' share of the best from those pairs, each pair taken in the same minute.
+
 The report section's heat map needs matplotlib (``pip install 'composer[report]'``).
 """
 
@@ -33,7 +38,7 @@ from composer.report import markdown_table, text_table
 from composer.timeline import have_matplotlib
 from composer.trace import Tracer
 
-__all__ = ["Point", "PointResult", "Sweep", "Trial", "draw_heatmap", "run_sweep"]
+__all__ = ["Confirmation", "Point", "PointResult", "Sweep", "Trial", "draw_heatmap", "run_sweep"]
 
 _MIB = 2**20
 
@@ -61,6 +66,7 @@ class Trial:
     fps: float
     p95_ms: float
     peak_rss: int  # bytes
+    frames: int = 0  # output frames rendered
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,26 @@ class PointResult:
 
 
 @dataclass(frozen=True)
+class Confirmation:
+    """The best point and the job's own settings rendered in turns after the grid, pair by pair."""
+
+    best: PointResult
+    default: PointResult
+
+    @property
+    def share(self) -> float:
+        """The own settings' fps over the best's, the median over the pairs (each pair ran back to back)."""
+        return statistics.median(d.fps / b.fps for b, d in zip(self.best.trials, self.default.trials))
+
+    def line(self) -> str:
+        runs = len(self.best.trials)
+        each = f"{runs} run{'s' if runs > 1 else ''} each"
+        return (f"Rendered in turns with the best point after the grid ({each}): {self.default.fps:.1f} "
+                f"against {self.best.fps:.1f} fps (medians); by pairs, {self.share:.0%} of the best "
+                f"({self.share - 1:+.1%}).")
+
+
+@dataclass(frozen=True)
 class Sweep:
     """A finished sweep."""
 
@@ -100,17 +126,23 @@ class Sweep:
     results: tuple[PointResult, ...]
     machine: Machine
     default: Point | None = None  # what the job's own settings (auto where unset) resolve to
+    confirmation: Confirmation | None = None
 
     def default_line(self) -> str:
-        """How the job's own settings fare against the best point, when the grid holds them."""
+        """How the job's own settings fare against the best point: in the grid, when it holds them, and in the
+        runs that confirm it."""
         if self.default is None:
             return ""
         found = next((r for r in self.results if r.point == self.default), None)
+        if found is self.best:
+            return f"The job's own settings ({self.default.label()}) are the best point."
         if found is None:
-            return f"The job's own settings ({self.default.label()}) are not in the grid."
-        share = found.fps / self.best.fps
-        return (f"The job's own settings ({self.default.label()}): {found.fps:.1f} fps, {share:.0%} of the best "
-                f"({share - 1:+.1%}).")
+            line = f"The job's own settings ({self.default.label()}) are not in the grid."
+        else:
+            share = found.fps / self.best.fps
+            line = (f"The job's own settings ({self.default.label()}): {found.fps:.1f} fps in the grid, {share:.0%} "
+                    f"of the best ({share - 1:+.1%}).")
+        return line if self.confirmation is None else f"{line} {self.confirmation.line()}"
 
     @property
     def best(self) -> PointResult:
@@ -167,13 +199,20 @@ class Sweep:
             ],
             "best": {"batch": self.best.point.batch, "workers": self.best.point.workers,
                      "lanes": self.best.point.lanes, "threads": self.best.point.threads, "fps": self.best.fps},
+            "default": None if self.default is None else {
+                "batch": self.default.batch, "workers": self.default.workers, "lanes": self.default.lanes,
+                "threads": self.default.threads},
+            "confirmation": None if self.confirmation is None else {
+                "best_runs": [t.fps for t in self.confirmation.best.trials],
+                "default_runs": [t.fps for t in self.confirmation.default.trials],
+                "share": self.confirmation.share},
             "machine": self.machine.to_json(),
         }
 
 
 def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads: Sequence[int | None] = (None,),
               repeats: int = 3, frames: int | None = DEFAULT_FRAMES, progress: bool = False,
-              lanes: Sequence[int | None] = (None,)) -> Sweep:
+              lanes: Sequence[int | None] = (None,), confirm: int = 0) -> Sweep:
     """Render ``job`` at every point of batches x workers x lanes x threads, ``repeats`` times each.
 
     Args:
@@ -185,6 +224,8 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
         repeats: renders per point.
         frames: output frames per render (all of the job's when None or without features).
         progress: show a progress bar over the runs.
+        confirm: runs each of the best point and the job's own settings, in turns after the grid, when they
+            differ.
 
     Raises:
         JobError: an empty grid or a value below 1.
@@ -192,7 +233,7 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
     """
     from tqdm import tqdm
 
-    if not batches or not workers or not threads or not lanes or repeats < 1:
+    if not batches or not workers or not threads or not lanes or repeats < 1 or confirm < 0:
         raise JobError("sweep: every axis needs at least one value, and repeats at least 1")
     given = [*batches, *workers, *(t for t in threads if t is not None), *(n for n in lanes if n is not None)]
     if min(given) < 1:
@@ -204,23 +245,43 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
     points = list(dict.fromkeys(Point(b, w, m.lanes, m.threads)
                                 for b, w, m in itertools.product(batches, workers, layouts)))
     trials: dict[Point, list[Trial]] = {p: [] for p in points}
-    count = 0
+    confirmation = None
     with scratch_folder(job) as folder, tqdm(total=len(points) * repeats, desc="sweep", unit="run",
                                               disable=not progress, dynamic_ncols=True) as bar:
         trial = trial_job(job, frames, folder / "run")
+
+        def render(point: Point) -> Trial:
+            bar.set_postfix_str(f"b{point.batch} w{point.workers} m{point.model_label()}")
+            result = render_point(trial, point)
+            bar.update(1)
+            return result
+
         for round_ in range(repeats):
             for point in rotated(points, round_):
-                bar.set_postfix_str(f"b{point.batch} w{point.workers} m{point.model_label()}")
-                run = trial.with_run(batch=point.batch, workers=point.workers, lanes=point.lanes,
-                                     threads=point.threads)
-                tracer = Tracer()
-                stats = render_fresh(run, tracer, name=f"sweep run ({point.label()})")
-                (p95,) = tracer.percentiles_ms("latency", [95])
-                trials[point].append(Trial(stats.fps, p95, stats.peak_rss))
-                count = stats.frames
-                bar.update(1)
-    results = tuple(PointResult(p, tuple(trials[p])) for p in points)
-    return Sweep(job.path, count, repeats, results, describe_machine(), default)
+                trials[point].append(render(point))
+        results = tuple(PointResult(p, tuple(trials[p])) for p in points)
+        best = max(results, key=lambda r: r.fps).point
+        if confirm and default != best:
+            bar.total += 2 * confirm
+            best_runs, default_runs = [], []
+            for k in range(confirm):  # each pair in turn starts with the other point
+                if k % 2 == 0:
+                    best_runs.append(render(best))
+                    default_runs.append(render(default))
+                else:
+                    default_runs.append(render(default))
+                    best_runs.append(render(best))
+            confirmation = Confirmation(PointResult(best, tuple(best_runs)), PointResult(default, tuple(default_runs)))
+    return Sweep(job.path, results[0].trials[0].frames, repeats, results, describe_machine(), default, confirmation)
+
+
+def render_point(trial: Job, point: Point) -> Trial:
+    """Render ``trial`` at ``point`` in a fresh process."""
+    run = trial.with_run(batch=point.batch, workers=point.workers, lanes=point.lanes, threads=point.threads)
+    tracer = Tracer()
+    stats = render_fresh(run, tracer, name=f"sweep run ({point.label()})")
+    (p95,) = tracer.percentiles_ms("latency", [95])
+    return Trial(stats.fps, p95, stats.peak_rss, stats.frames)
 
 
 def default_point(job: Job, layout: ModelLayout | None = None) -> Point:

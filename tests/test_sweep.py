@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import json
+import statistics
 
 from click.testing import CliRunner
 
 from composer.cli_measure import sweep
+from composer.job import load_job
 from composer.machine import describe_machine
+from composer.sweep import Trial, run_sweep
 from tests.conftest import broken_copy
 
 
 def test_two_by_two_grid_writes_a_report_section(make_job, tmp_path):
     job_file = make_job()
     report = tmp_path / "RESULTS.md"
-    args = [str(job_file), "--batch", "1,2", "--workers", "1,2", "--repeats", "1", "-n", "8", "-q",
-            "--report", str(report)]
+    args = [str(job_file), "--batch", "1,2", "--workers", "1,2", "--repeats", "1", "--confirm", "0", "-n", "8",
+            "-q", "--report", str(report)]
     result = CliRunner().invoke(sweep, args)
     assert result.exit_code == 0, result.output
     text = report.read_text()
@@ -37,7 +40,8 @@ def test_two_by_two_grid_writes_a_report_section(make_job, tmp_path):
 def test_json_and_model_axes(make_job):
     job_file = make_job()
     result = CliRunner().invoke(sweep, [str(job_file), "--batch", "2", "--workers", "1", "--lanes", "1,2",
-                                        "--threads", "1,2", "--repeats", "2", "-n", "6", "-q", "--json"])
+                                        "--threads", "1,2", "--repeats", "2", "--confirm", "0", "-n", "6", "-q",
+                                        "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert [(p["batch"], p["workers"], p["lanes"], p["threads"]) for p in data["points"]] == [
@@ -51,14 +55,60 @@ def test_json_and_model_axes(make_job):
 
 def test_the_default_point_is_compared_with_the_best(make_job, monkeypatch):
     monkeypatch.setattr("composer.plan.usable_cores", lambda: 2)
-    args = [str(make_job()), "--batch", "1,2", "--workers", "2", "--lanes", "2", "--repeats", "1", "-n", "6", "-q"]
+    args = [str(make_job()), "--batch", "1,2", "--workers", "2", "--lanes", "2", "--repeats", "1", "--confirm", "1",
+            "-n", "6", "-q", "--json"]
     result = CliRunner().invoke(sweep, args)
     assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["default"] == {"batch": 1, "workers": 2, "lanes": 2, "threads": 1}
+    if (data["best"]["batch"], data["best"]["workers"]) == (1, 2):
+        assert data["confirmation"] is None  # the defaults are the best point: nothing to confirm
+    else:
+        confirmation = data["confirmation"]
+        assert len(confirmation["best_runs"]) == len(confirmation["default_runs"]) == 1
+        assert confirmation["share"] == confirmation["default_runs"][0] / confirmation["best_runs"][0]
+    result = CliRunner().invoke(sweep, [*args[:2], "2", *args[3:-1]])  # a grid without batch 1, as text
     line = result.stdout.splitlines()[-1]
-    assert line.startswith("The job's own settings (batch 1, 2 workers, model 2 x 1 (lanes x threads)): ")
+    assert line.startswith("The job's own settings (batch 1, 2 workers, model 2 x 1 (lanes x threads)) are not in "
+                           "the grid. Rendered in turns with the best point after the grid (1 run each): ")
     assert "% of the best" in line
-    result = CliRunner().invoke(sweep, [*args[:2], "2", *args[3:]])  # a grid without batch 1
-    assert result.stdout.splitlines()[-1].endswith("are not in the grid.")
+
+
+def _scripted_renders(monkeypatch, fps):
+    """Make every sweep render return the next of ``fps`` for its point (a dict of lists by batch size), and
+    record the order of the renders."""
+    order = []
+
+    def render_point(trial, point):
+        order.append(point.batch)
+        return Trial(fps[point.batch].pop(0), 10.0, 2**20, 6)
+
+    monkeypatch.setattr("composer.sweep.render_point", render_point)
+    return order
+
+
+def test_the_defaults_are_confirmed_in_pairs_against_the_best(make_job, monkeypatch):
+    monkeypatch.setattr("composer.plan.usable_cores", lambda: 2)
+    job = load_job(make_job())  # its own settings resolve to batch 1
+    # In the grid batch 2 looks 25% faster; rendered in turns, it is 2-4% faster pair by pair.
+    order = _scripted_renders(monkeypatch, {1: [40.0, 40.0, 49.0, 30.0, 50.0, 48.0],
+                                            2: [50.0, 50.0, 50.0, 31.0, 51.0, 50.0]})
+    result = run_sweep(job, [1, 2], [2], (1,), repeats=2, frames=6, lanes=(2,), confirm=4)
+    assert order == [1, 2, 2, 1, 2, 1, 1, 2, 2, 1, 1, 2]  # the grid's rounds rotate; the pairs alternate
+    assert result.best.point.batch == 2 and result.confirmation is not None
+    assert result.confirmation.share == statistics.median([49 / 50, 30 / 31, 50 / 51, 48 / 50])
+    line = result.default_line()
+    assert "40.0 fps in the grid, 80% of the best (-20.0%)" in line
+    assert "(4 runs each): 48.5 against 50.0 fps (medians); by pairs, 97% of the best (-2.6%)." in line
+    assert result.to_json()["confirmation"]["default_runs"] == [49.0, 30.0, 50.0, 48.0]
+
+
+def test_defaults_that_are_the_best_point_need_no_confirmation(make_job, monkeypatch):
+    monkeypatch.setattr("composer.plan.usable_cores", lambda: 2)
+    order = _scripted_renders(monkeypatch, {1: [50.0], 2: [40.0]})
+    result = run_sweep(load_job(make_job()), [1, 2], [2], (1,), repeats=1, frames=6, lanes=(2,), confirm=3)
+    assert order == [1, 2] and result.confirmation is None
+    assert result.default_line().endswith("are the best point.")
 
 
 def test_without_matplotlib_there_is_no_picture(make_job, tmp_path, monkeypatch):
