@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from composer.plan import Plan, encoder_layout
 from composer.resume import fingerprint, mark_finished, mark_started, resume_point
 from composer.segments import SegmentedVideoSink
+from composer.threads import Supervisor
 from composer.writers import ImageFolderSink
 
 
@@ -25,12 +26,13 @@ class Outputs:
 
 
 @contextlib.contextmanager
-def open_outputs(plan: Plan, resume: bool = False) -> Iterator[Outputs]:
+def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None) -> Iterator[Outputs]:
     """Open the sinks a plan asks for; each output takes its final name only if the block ends cleanly.
 
     Args:
         plan: the checked inputs.
         resume: continue an interrupted run of the same job instead of starting over.
+        run: the render's supervisor, which the video's encoder and audio threads join.
 
     Raises:
         JobError: ``resume`` is set but there is no interrupted run of this job.
@@ -48,7 +50,7 @@ def open_outputs(plan: Plan, resume: bool = False) -> Iterator[Outputs]:
             video = stack.enter_context(
                 SegmentedVideoSink(spec.video, plan.fps, plan.source.width, plan.source.height, audio=spec.audio,
                                    crf=spec.crf, preset=spec.preset, threads=layout.threads,
-                                   encoders=layout.encoders, start=start, frames=plan.count)
+                                   encoders=layout.encoders, start=start, frames=plan.count, run=run)
             )
         mark_started(job, digest, start)
         yield Outputs(images=images, video=video, start=start)

@@ -205,10 +205,13 @@ class Pipeline:
         outputs: open sinks.
         settings: batch, workers and chunk sizes.
         observer: told of each finished frame, from the writer thread.
+        tracer: records the stages' spans.
+        run: the render's supervisor, shared with the outputs' threads (None: the processor's own).
     """
 
     def __init__(self, plan: Plan, lanes: Sequence[Model], outputs: Outputs, settings: Settings,
-                 observer: Observer | None = None, tracer: NullTracer | None = None) -> None:
+                 observer: Observer | None = None, tracer: NullTracer | None = None,
+                 run: Supervisor | None = None) -> None:
         if not lanes:
             raise ValueError("the processor needs at least one model lane")
         self.plan, self.lanes, self.outputs, self.settings = plan, tuple(lanes), outputs, settings
@@ -217,7 +220,7 @@ class Pipeline:
         self.visits = plan_visits(plan.schedule, settings.chunk, outputs.start)
         self._batching = 0  # the frame the batcher is on, for error messages
         self._numbered = 0  # batches made so far
-        self._supervisor = Supervisor()
+        self._supervisor = Supervisor(run)
         self.stop = self._supervisor.stop
         self.preloader = Preloader(plan.source, plan.rects, plan.job.model, settings.chunk, self.visits,
                                    self.stop, self.tracer)
@@ -260,8 +263,10 @@ class Pipeline:
                     self._supervisor.spawn(f"model-{k}", functools.partial(self._model_stage, model, pool))
                 self._supervisor.spawn("write", self._write_stage)
                 self._supervisor.join()
-            finally:
+            except BaseException:
                 self.stop.set()  # ends the composite tasks still waiting for a buffer
+                raise
+            finally:
                 pool.shutdown(wait=True, cancel_futures=True)
         self.observer.finished()
 
@@ -458,7 +463,8 @@ def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None
         if job.output.video is not None:
             log.info("video: %s, %d-frame segments", encoder_layout(job).text(), SEGMENT_FRAMES)
         began = time.perf_counter()
-        with one_opencv_thread(), open_outputs(plan, resume) as outputs:
-            Pipeline(plan, lanes, outputs, settings, observer, tracer).run()
+        run = Supervisor()  # one stop event and one first error for the processor's and the outputs' threads
+        with one_opencv_thread(), open_outputs(plan, resume, run) as outputs:
+            Pipeline(plan, lanes, outputs, settings, observer, tracer, run).run()
         seconds = time.perf_counter() - began
     return RenderStats(frames=plan.count - outputs.start, seconds=seconds, peak_rss=memory.peak)

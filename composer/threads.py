@@ -77,13 +77,20 @@ def wait_for(cond: threading.Condition, predicate: Callable[[], bool], stop: thr
 
 
 class Supervisor:
-    """Runs stage threads; the first exception sets the stop event and is re-raised after all are joined."""
+    """Runs stage threads; the first exception sets the stop event and is re-raised after all are joined.
 
-    def __init__(self) -> None:
-        self.stop = threading.Event()
+    Args:
+        run: the supervisor of the whole run, when this one runs only some of its threads (a sink's encoders
+            beside the processor's stages): the two share the stop event and the first error, so a failure on
+            any thread stops every one, and each join re-raises the run's first error. Each joins only the
+            threads it started.
+    """
+
+    def __init__(self, run: Supervisor | None = None) -> None:
+        self.stop = run.stop if run is not None else threading.Event()
+        self._errors: list[BaseException] = run._errors if run is not None else []
+        self._lock = run._lock if run is not None else threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._errors: list[BaseException] = []
-        self._lock = threading.Lock()
 
     def fail(self, exc: BaseException) -> None:
         """Record ``exc`` (the first one wins) and stop every stage."""
@@ -107,7 +114,8 @@ class Supervisor:
         thread.start()
 
     def join(self) -> None:
-        """Wait for every thread; on Ctrl-C stop them all first. Re-raise the first recorded error."""
+        """Wait for every thread this supervisor started; on Ctrl-C stop them all first. Re-raise the run's first
+        recorded error."""
         try:
             for thread in self._threads:
                 while thread.is_alive():

@@ -159,7 +159,7 @@ def test_prepare_failure(monkeypatch, job, tmp_path, at):
 
 @pytest.mark.parametrize("at", [0, 1, "finish"])
 def test_audio_mux_failure(monkeypatch, make_job, tmp_path, at):
-    """The audio is muxed while the segments are joined; a failure there leaves no video and no half file."""
+    """A failure while the audio is encoded leaves no video and no half file."""
     job_file = make_job(frames=12, outputs=OUTPUTS)
     write_wav(job_file.parent / "speech.wav", seconds=3)
     audio = str(job_file.parent / "speech.wav")
@@ -171,6 +171,31 @@ def test_audio_mux_failure(monkeypatch, make_job, tmp_path, at):
     else:
         _fail_at(monkeypatch, writers._AudioTrack, "write_until", at, OSError(28, "No space left on device"))
     _run_and_check(job, OutputError, tmp_path, "mux")
+    assert not list(tmp_path.glob(".result.mp4.partial*"))
+
+
+def test_audio_failure_stops_the_render_at_once(monkeypatch, make_job, tmp_path):
+    """The audio is encoded beside the render; its failure ends the render then, not after the last frame."""
+    job_file = make_job(frames=12, outputs=OUTPUTS)
+    write_wav(job_file.parent / "speech.wav", seconds=3)
+    job = load_job(job_file, {"output": {"video": str(tmp_path / "result.mp4"),
+                                         "audio": str(job_file.parent / "speech.wav")},
+                              "run": {"batch": 2, "workers": 2, "chunk": 4, "lanes": 1}})
+    from composer import writers
+
+    calls = []
+    original = Model.run
+
+    def slow(self, *args):  # 20 batches: 3 s or more to render them all
+        calls.append(1)
+        time.sleep(0.15)
+        return original(self, *args)
+
+    monkeypatch.setattr(pipeline, "warm_up", lambda lanes, job: None)
+    monkeypatch.setattr(Model, "run", slow)
+    _fail_at(monkeypatch, writers._AudioTrack, "write_until", 1, OSError(28, "No space left on device"))
+    _run_and_check(job, OutputError, tmp_path, "mux")
+    assert len(calls) < 10, f"the render went on for {len(calls)} of 20 batches after the audio failed"
     assert not list(tmp_path.glob(".result.mp4.partial*"))
 
 

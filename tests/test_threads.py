@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 
@@ -44,3 +45,25 @@ def test_pool_take_gives_up_promptly_when_the_run_stops() -> None:
     with pytest.raises(Stopped):
         pool.take(stop)
     assert time.monotonic() - began < 2.0  # a few polls, not a hang
+
+
+def test_supervisors_of_one_run_share_its_stop_and_its_first_error() -> None:
+    """A failure on a thread of one supervisor stops the other's threads, and both joins raise it."""
+    from composer.threads import Supervisor, get
+
+    run = Supervisor()
+    stages, sink = Supervisor(run), Supervisor(run)
+    idle: queue.Queue[object] = queue.Queue()
+    stages.spawn("waiting", lambda: get(idle, stages.stop))  # would wait forever for an item
+
+    def fail() -> None:
+        raise RuntimeError("the audio broke")
+
+    sink.spawn("failing", fail)
+    began = time.monotonic()
+    with pytest.raises(RuntimeError, match="the audio broke"):
+        stages.join()
+    assert time.monotonic() - began < 2.0
+    with pytest.raises(RuntimeError, match="the audio broke"):
+        sink.join()
+    assert not Supervisor().stop.is_set()  # a supervisor of its own has its own stop event
