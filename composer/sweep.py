@@ -58,6 +58,9 @@ class Point:
     def label(self) -> str:
         return f"batch {self.batch}, {self.workers} workers, model {self.model_label()} (lanes x threads)"
 
+    def to_json(self) -> dict[str, int]:
+        return {"batch": self.batch, "workers": self.workers, "lanes": self.lanes, "threads": self.threads}
+
 
 @dataclass(frozen=True)
 class Trial:
@@ -147,7 +150,7 @@ class Sweep:
     @property
     def best(self) -> PointResult:
         """The point with the highest median fps."""
-        return max(self.results, key=lambda r: r.fps)
+        return _best(self.results)
 
     def _rows(self) -> list[tuple[str, ...]]:
         best = self.best
@@ -191,17 +194,12 @@ class Sweep:
         return {
             "job": str(self.job), "frames": self.frames, "repeats": self.repeats,
             "points": [
-                {"batch": r.point.batch, "workers": r.point.workers, "lanes": r.point.lanes,
-                 "threads": r.point.threads,
-                 "fps": r.fps, "fps_min": r.fps_range[0], "fps_max": r.fps_range[1], "p95_ms": r.p95_ms,
-                 "peak_rss_mb": r.peak_rss / _MIB, "runs": [t.fps for t in r.trials]}
+                {**r.point.to_json(), "fps": r.fps, "fps_min": r.fps_range[0], "fps_max": r.fps_range[1],
+                 "p95_ms": r.p95_ms, "peak_rss_mb": r.peak_rss / _MIB, "runs": [t.fps for t in r.trials]}
                 for r in self.results
             ],
-            "best": {"batch": self.best.point.batch, "workers": self.best.point.workers,
-                     "lanes": self.best.point.lanes, "threads": self.best.point.threads, "fps": self.best.fps},
-            "default": None if self.default is None else {
-                "batch": self.default.batch, "workers": self.default.workers, "lanes": self.default.lanes,
-                "threads": self.default.threads},
+            "best": {**self.best.point.to_json(), "fps": self.best.fps},
+            "default": None if self.default is None else self.default.to_json(),
             "confirmation": None if self.confirmation is None else {
                 "best_runs": [t.fps for t in self.confirmation.best.trials],
                 "default_runs": [t.fps for t in self.confirmation.default.trials],
@@ -260,19 +258,20 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
             for point in rotated(points, round_):
                 trials[point].append(render(point))
         results = tuple(PointResult(p, tuple(trials[p])) for p in points)
-        best = max(results, key=lambda r: r.fps).point
+        best = _best(results).point
         if confirm and default != best:
             bar.total += 2 * confirm
-            best_runs, default_runs = [], []
-            for k in range(confirm):  # each pair in turn starts with the other point
-                if k % 2 == 0:
-                    best_runs.append(render(best))
-                    default_runs.append(render(default))
-                else:
-                    default_runs.append(render(default))
-                    best_runs.append(render(best))
-            confirmation = Confirmation(PointResult(best, tuple(best_runs)), PointResult(default, tuple(default_runs)))
+            paired: dict[Point, list[Trial]] = {best: [], default: []}
+            for k in range(confirm):
+                for point in (best, default) if k % 2 == 0 else (default, best):  # each pair starts with the other
+                    paired[point].append(render(point))
+            confirmation = Confirmation(*(PointResult(p, tuple(paired[p])) for p in (best, default)))
     return Sweep(job.path, results[0].trials[0].frames, repeats, results, describe_machine(), default, confirmation)
+
+
+def _best(results: Sequence[PointResult]) -> PointResult:
+    """The point with the highest median fps (the first of equals)."""
+    return max(results, key=lambda r: r.fps)
 
 
 def render_point(trial: Job, point: Point) -> Trial:
