@@ -90,7 +90,7 @@ class Supervisor:
         self.stop = run.stop if run is not None else threading.Event()
         self._errors: list[BaseException] = run._errors if run is not None else []
         self._lock = run._lock if run is not None else threading.Lock()
-        self._threads: list[threading.Thread] = []
+        self._threads: list[tuple[threading.Thread, threading.Event]] = []  # each thread and its "done" event
 
     def fail(self, exc: BaseException) -> None:
         """Record ``exc`` (the first one wins) and stop every stage."""
@@ -102,28 +102,40 @@ class Supervisor:
 
     def spawn(self, name: str, target: Callable[[], None]) -> None:
         """Start ``target`` on a daemon thread whose exceptions go to :meth:`fail`."""
+        done = threading.Event()
 
         def body() -> None:
             try:
                 target()
             except BaseException as exc:  # noqa: BLE001 - every failure must reach the caller
                 self.fail(exc)
+            finally:
+                done.set()
 
         thread = threading.Thread(target=body, name=f"composer-{name}", daemon=True)
-        self._threads.append(thread)
+        self._threads.append((thread, done))
         thread.start()
 
     def join(self) -> None:
         """Wait for every thread this supervisor started; on Ctrl-C stop them all first. Re-raise the run's first
-        recorded error."""
+        recorded error.
+
+        It waits on each thread's own "done" event, not on ``Thread.join`` with a timeout: in Python 3.11 a
+        KeyboardInterrupt that lands inside such a join marks the thread as stopped while it still runs
+        (``_wait_for_tstate_lock`` releases the thread's own lock), every later join returns at once, and the
+        interpreter could exit under a thread that was still inside OpenCV, which aborts the process
+        ("terminate called without an active exception").
+        """
         try:
-            for thread in self._threads:
-                while thread.is_alive():
-                    thread.join(POLL)
+            for _, done in self._threads:
+                while not done.wait(POLL):
+                    pass
         except KeyboardInterrupt as exc:
             self.fail(exc)
-            for thread in self._threads:
-                thread.join()
+            for _, done in self._threads:
+                done.wait()
+        for thread, _ in self._threads:
+            thread.join()  # past its target already: only the thread's own exit is left
         if self._errors:
             raise self._errors[0]
 

@@ -67,3 +67,29 @@ def test_supervisors_of_one_run_share_its_stop_and_its_first_error() -> None:
     with pytest.raises(RuntimeError, match="the audio broke"):
         sink.join()
     assert not Supervisor().stop.is_set()  # a supervisor of its own has its own stop event
+
+
+def test_ctrl_c_during_join_waits_for_every_thread_to_finish() -> None:
+    """Ctrl-C while the caller waits stops the threads and returns only once each has left its work.
+
+    In Python 3.11 an interrupted ``Thread.join`` marks a running thread as stopped; a supervisor that relied on
+    it returned while a thread was still working, and the interpreter could exit under it (an abort when that
+    thread was inside OpenCV).
+    """
+    import _thread
+
+    from composer.threads import Supervisor
+
+    supervisor = Supervisor()
+    finished = threading.Event()
+
+    def work() -> None:
+        supervisor.stop.wait()
+        time.sleep(0.3)  # the call it was in when the run stopped
+        finished.set()
+
+    supervisor.spawn("work", work)
+    threading.Timer(0.2, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        supervisor.join()
+    assert finished.is_set(), "join returned while a thread was still working"
