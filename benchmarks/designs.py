@@ -40,7 +40,16 @@ from composer.features import feature_window
 from composer.job import Job
 from composer.model import Model
 from composer.pipeline import warm_up
-from composer.plan import DEFAULT_FPS, ModelLayout, Plan, default_layout, open_plan
+from composer.plan import (
+    DEFAULT_FPS,
+    ModelLayout,
+    Plan,
+    default_layout,
+    open_plan,
+    segment_layout,
+    segment_mode,
+    wanted_batch,
+)
 from composer.prepare import crop_region, model_image
 from composer.rects import Rects, load_rects
 from composer.sources import TemplateSource, open_template
@@ -89,7 +98,7 @@ def load_inputs(job: Job, frames: int | None = None) -> Inputs:
     with open_plan(job) as plan:
         model = plan.open_model()
         schedule = plan.schedule if frames is None else plan.schedule[:frames]
-        lanes = plan.open_lanes()
+        lanes = plan.open_segment_lanes() if segment_mode(job) else plan.open_lanes()
         warm_up(lanes, job)  # as composer run does before its clock starts
         return Inputs(job, plan.rects, plan.features, np.array(schedule), model, plan.source.count, tuple(lanes))
 
@@ -275,11 +284,16 @@ def processor(inputs: Inputs, save: Save) -> None:
     """
     from composer.outputs import Outputs
     from composer.pipeline import Pipeline, Settings
+    from composer.segmented import SegmentRenderer
 
     with one_opencv_thread(), _open(inputs) as source:
         plan = Plan(inputs.job, source, inputs.rects, inputs.features, inputs.schedule, DEFAULT_FPS)
         settings = Settings.resolve(inputs.job, plan, inputs.lanes[0], len(inputs.lanes))
-        Pipeline(plan, inputs.lanes, Outputs(images=_SaveSink(save), video=None), settings).run()  # type: ignore[arg-type]
+        outputs = Outputs(images=_SaveSink(save), video=None)  # type: ignore[arg-type]
+        if segment_mode(inputs.job) and settings.chunk >= source.count:  # as composer.render chooses
+            SegmentRenderer(plan, inputs.lanes, outputs, settings.batch).run()
+        else:
+            Pipeline(plan, inputs.lanes, outputs, settings).run()
 
 
 DESIGNS: dict[str, Design] = {
@@ -298,9 +312,14 @@ def label(name: str, job: Job | None = None, layout: ModelLayout | None = None) 
     if name == "composer":
         run = ""
         if job is not None:
-            layout = layout or default_layout(job)
-            point = default_point(job, layout)
-            run = f" (batch {point.batch}, {point.workers} workers, model {layout.text()})"
+            if segment_mode(job):
+                lanes, threads = segment_layout(job)
+                run = (f" (segments: batch {wanted_batch(job, False)}, {lanes} lanes x {threads} "
+                       f"thread{'s' * (threads > 1)})")
+            else:
+                layout = layout or default_layout(job)
+                point = default_point(job, layout)
+                run = f" (pipeline: batch {point.batch}, {point.workers} workers, model {layout.text()})"
         return f"composer{run}"
     return {
         "reference": "reference loop (sequential, RAM)",

@@ -154,6 +154,9 @@ def profile(job_file: Path, frames: int, batch: int | None, workers: int | None,
 
 @click.command("sweep")
 @_job_argument
+@click.option("--modes", default="segments,pipeline", show_default=True,
+              help="Renderers, comma-separated: the segment renderer (its points have no composite workers) and/or "
+                   "the pipeline.")
 @click.option("--batch", "batches", callback=_int_list, default="1,2,4,8", show_default=True,
               help="Batch sizes, comma-separated.")
 @click.option("--workers", "workers", callback=_int_list, default="1,2,4", show_default=True,
@@ -175,10 +178,12 @@ def profile(job_file: Path, frames: int, batch: int | None, workers: int | None,
               help="Heat map PNG [default with --report: results/SECTION.png beside the report].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar (there is none unless stderr is a terminal).")
 @_reports_errors
-def sweep(job_file: Path, batches: tuple[int, ...], workers: tuple[int, ...], lanes: tuple[int, ...] | None,
-           threads: tuple[int, ...] | None, repeats: int, confirm: int, frames: int, settings: tuple[str, ...],
-           as_json: bool, report: Path | None, section: str, picture: Path | None, quiet: bool) -> None:
-    """Render JOB over a grid of batch sizes, workers (and model lanes and threads), each point repeated.
+def sweep(job_file: Path, modes: str, batches: tuple[int, ...], workers: tuple[int, ...],
+           lanes: tuple[int, ...] | None, threads: tuple[int, ...] | None, repeats: int, confirm: int, frames: int,
+           settings: tuple[str, ...], as_json: bool, report: Path | None, section: str, picture: Path | None,
+           quiet: bool) -> None:
+    """Render JOB over a grid of renderers, batch sizes, workers (and model lanes and threads), each point
+    repeated.
 
     Prints a table of the median fps (with its range), p95 latency and peak RSS per point and the best point;
     with --report, writes it as a section of a Markdown file with a heat map and the machine it ran on. The job's
@@ -192,7 +197,7 @@ def sweep(job_file: Path, batches: tuple[int, ...], workers: tuple[int, ...], la
     job = _load(job_file, None, None, settings)
     progress = not quiet and sys.stderr.isatty()
     result = run_sweep(job, batches, workers, threads or (None,), repeats, frames, progress=progress,
-                       lanes=lanes or (None,), confirm=confirm)
+                       lanes=lanes or (None,), confirm=confirm, modes=[m.strip() for m in modes.split(",")])
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.text())
     if picture is None and report is not None:
         picture = report.parent / "results" / f"{section}.png"

@@ -25,6 +25,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 INTERPOLATIONS = ("linear", "area", "cubic", "nearest")
 PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
 LOOPS = ("pingpong", "repeat", "once")
+MODES = ("auto", "segments", "pipeline")
 INPUT_GROUPS = ("crop", "masked")
 
 
@@ -100,6 +101,7 @@ class RunSpec:
     threads: int | None = None  # intra-op threads per lane; None: the usable cores shared among the lanes
     encoders: int | None = None  # video segments encoded side by side; None: two (one on one core)
     encoder_threads: int | None = None  # x264 threads per encoder; 0: x264's own choice; None: see encoder_layout
+    mode: str = "auto"  # "segments", "pipeline" or "auto" (composer.plan.segment_mode)
 
 
 @dataclass(frozen=True)
@@ -298,6 +300,7 @@ _SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "threads": (_auto_or(_int(1)), False),
         "encoders": (_auto_or(_int(1)), False),
         "encoder_threads": (_auto_or(_int(0)), False),
+        "mode": (_choice(MODES), False),
     },
 }
 _REQUIRED_SECTIONS = ("template", "model")

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from composer.plan import Plan, encoder_layout
+from composer.plan import EncoderLayout, Plan, encoder_layout
 from composer.resume import fingerprint, mark_finished, mark_started, resume_point
 from composer.segments import SegmentedVideoSink
 from composer.threads import Supervisor
@@ -26,20 +26,22 @@ class Outputs:
 
 
 @contextlib.contextmanager
-def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None) -> Iterator[Outputs]:
+def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None,
+                 layout: EncoderLayout | None = None) -> Iterator[Outputs]:
     """Open the sinks a plan asks for; each output takes its final name only if the block ends cleanly.
 
     Args:
         plan: the checked inputs.
         resume: continue an interrupted run of the same job instead of starting over.
         run: the render's supervisor, which the video's encoder and audio threads join.
+        layout: the video's encoders (None: :func:`composer.plan.encoder_layout`).
 
     Raises:
         JobError: ``resume`` is set but there is no interrupted run of this job.
         OutputError: an output cannot be created.
     """
     job, spec = plan.job, plan.job.output
-    layout = encoder_layout(job)
+    layout = layout or encoder_layout(job)
     digest = fingerprint(job, plan.count)
     start = resume_point(job, plan.count, digest) if resume else 0
     with contextlib.ExitStack() as stack:

@@ -43,10 +43,22 @@ from composer.job import Job
 from composer.model import Model
 from composer.observer import NullObserver, Observer, PeakMemory, RenderStats
 from composer.outputs import Outputs, open_outputs
-from composer.plan import Plan, encoder_layout, lanes_layout, open_plan, run_batch, run_workers, zero_batch
+from composer.plan import (
+    Plan,
+    encoder_layout,
+    lanes_layout,
+    open_plan,
+    run_batch,
+    run_workers,
+    segment_encoders,
+    segment_mode,
+    segment_video_text,
+    zero_batch,
+)
 from composer.preload import Preloader, chunk_size, frame_bytes, plan_visits
 from composer.prepare import fill_image, image_channels
 from composer.resume import SEGMENT_FRAMES
+from composer.segmented import RELEASE_FEATURES, SegmentRenderer
 from composer.segments import encoder_backlog, pooled_frames
 from composer.threads import POLL, Pool, Stopped, Supervisor, get, one_opencv_thread, put, wait_for
 from composer.trace import NullTracer
@@ -54,7 +66,6 @@ from composer.writers import convert_frame, converted_shape
 
 log = logging.getLogger("composer")
 _MAX_ITEMS = 64  # frames per batch at most, so long runs of pass-through frames keep flowing
-_RELEASE_FEATURES = 500  # output frames between releases of the features file's pages (flat memory)
 
 
 @dataclass(frozen=True)
@@ -317,7 +328,7 @@ class Pipeline:
                 frame = chunk.frames[local]
                 assert frame is not None  # loaded() said so
                 items.append(Item(i, v, time.perf_counter(), frame, crop, rect))
-                if plan.features is not None and i % _RELEASE_FEATURES == 0:
+                if plan.features is not None and i % RELEASE_FEATURES == 0:
                     release(plan.features)
                 if count == self.settings.batch or len(items) >= _MAX_ITEMS:
                     put(self._batches, self._batch(items, inputs, count), stop)
@@ -452,19 +463,34 @@ def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None
     """
     memory = PeakMemory()
     with open_plan(job) as plan:
-        lanes = plan.open_lanes()
+        segments = segment_mode(job)
+        lanes = plan.open_segment_lanes() if segments else plan.open_lanes()
         warm_up(lanes, job)
         settings = Settings.resolve(job, plan, lanes[0], len(lanes), held=psutil.Process().memory_info().rss)
         cached = settings.chunk * frame_bytes(plan.source.width, plan.source.height, job.model.crop)
         log.info("cache: %d of %d template frames per chunk (%d MB%s)", settings.chunk, plan.source.count,
                  cached // 10**6, "" if settings.chunk >= plan.source.count else " per slot, two slots")
-        log.info("model: %s, batch %d; %d composite workers", lanes_layout(lanes).text(), settings.batch,
-                 settings.workers)
+        if segments and settings.chunk < plan.source.count:
+            (log.warning if job.run.mode == "segments" else log.info)(
+                "run.mode: the segment renderer needs all %d template frames cached, the memory allows %d; "
+                "rendering with the pipeline", plan.source.count, settings.chunk)
+            segments = False
+        layout = segment_encoders(job) if segments else encoder_layout(job)
+        if segments:
+            log.info("segments: %s, batch %d, each lane rendering whole %d-frame segments",
+                     lanes_layout(lanes).text(), settings.batch, SEGMENT_FRAMES)
+        else:
+            log.info("pipeline: model %s, batch %d; %d composite workers", lanes_layout(lanes).text(),
+                     settings.batch, settings.workers)
         if job.output.video is not None:
-            log.info("video: %s, %d-frame segments", encoder_layout(job).text(), SEGMENT_FRAMES)
+            log.info("video: %s, %d-frame segments", segment_video_text(layout.threads) if segments else layout.text(),
+                     SEGMENT_FRAMES)
         began = time.perf_counter()
         run = Supervisor()  # one stop event and one first error for the processor's and the outputs' threads
-        with one_opencv_thread(), open_outputs(plan, resume, run) as outputs:
-            Pipeline(plan, lanes, outputs, settings, observer, tracer, run).run()
+        with one_opencv_thread(), open_outputs(plan, resume, run, layout) as outputs:
+            if segments:
+                SegmentRenderer(plan, lanes, outputs, settings.batch, observer, tracer, run).run()
+            else:
+                Pipeline(plan, lanes, outputs, settings, observer, tracer, run).run()
         seconds = time.perf_counter() - began
     return RenderStats(frames=plan.count - outputs.start, seconds=seconds, peak_rss=memory.peak)

@@ -52,7 +52,16 @@ from composer.errors import JobError
 from composer.features import feature_window, load_features
 from composer.job import Job
 from composer.model import Model
-from composer.plan import encoder_layout, open_plan, run_batch, usable_cores
+from composer.plan import (
+    encoder_layout,
+    open_plan,
+    run_batch,
+    segment_encoders,
+    segment_layout,
+    segment_mode,
+    segment_video_text,
+    usable_cores,
+)
 from composer.preload import frame_bytes
 from composer.prepare import crop_region, fill_image, image_channels
 from composer.report import markdown_table, text_table
@@ -325,8 +334,12 @@ class Profile:
         video = ""
         if "encoders" in s:
             video = f", video {s['video']}"
-        settings = (f"processor (batch {s['batch']}, {s['workers']} workers, model {s['lanes']} lanes x "
-                    f"{s['threads']} threads, chunk {s['chunk']}{video})")
+        if s.get("mode") == "segments":
+            settings = (f"segment renderer (batch {s['batch']}, {s['lanes']} lanes x {s['threads']} threads, "
+                        f"each rendering whole segments, chunk {s['chunk']}{video})")
+        else:
+            settings = (f"pipeline (batch {s['batch']}, {s['workers']} workers, model {s['lanes']} lanes x "
+                        f"{s['threads']} threads, chunk {s['chunk']}{video})")
         peak = self.peak_rss / _MIB
         if rounds == 1:
             lines += [
@@ -597,12 +610,19 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None, describe: 
             return Measurement(n, len(needed), (width, height), model.provider, tuple(stages), seconds=seconds)
         settings = Settings.resolve(job, plan, model)
         memory = Memory(width, height, spec.crop, spec.window, settings.chunk, plan.source.count)
-        layout = plan.choose_layout(probe=model)[0]  # the model measured above, on one thread
-        run = {"batch": settings.batch, "workers": settings.workers, "lanes": layout.lanes,
-               "threads": layout.threads, "chunk": settings.chunk}
+        segments = segment_mode(job) and settings.chunk >= plan.source.count  # as a render chooses
+        if segments:
+            lanes, threads = segment_layout(job)
+            run = {"mode": "segments", "batch": settings.batch, "workers": 0, "lanes": lanes, "threads": threads,
+                   "chunk": settings.chunk}
+        else:
+            layout = plan.choose_layout(probe=model)[0]  # the model measured above, on one thread
+            run = {"mode": "pipeline", "batch": settings.batch, "workers": settings.workers, "lanes": layout.lanes,
+                   "threads": layout.threads, "chunk": settings.chunk}
         if output.video is not None:
-            encoders = encoder_layout(job)
-            run |= {"encoders": encoders.encoders, "encoder_threads": encoders.threads, "video": encoders.text()}
+            encoders = segment_encoders(job) if segments else encoder_layout(job)
+            text = segment_video_text(encoders.threads) if segments else encoders.text()
+            run |= {"encoders": encoders.encoders, "encoder_threads": encoders.threads, "video": text}
         return Measurement(n, len(needed), (width, height), model.provider, tuple(stages), memory, run, seconds)
 
 

@@ -144,6 +144,15 @@ class SegmentedVideoSink:
         last = self.frames is not None and number == (self.frames - 1) // self.segment
         return 0 if last else 1
 
+    def part(self, number: int) -> VideoSink:
+        """A fresh encoder for segment ``number`` alone, for a caller that renders whole segments on several
+        threads (one encoder each, on :meth:`x264_threads`); closing it finishes and keeps the segment, and
+        :meth:`close` joins every segment. Not for a sink with encoder threads of its own."""
+        if self._threads is not None:
+            raise ValueError("a sink with encoder threads takes its frames in order through write")
+        return VideoSink(part_path(self.folder, number), self.fps, self.width, self.height, crf=self.crf,
+                         preset=self.preset, threads=self.x264_threads(number))
+
     def write(self, frame: np.ndarray) -> None:
         """Encode the next frame (BGR); a segment that fills up is finished and kept."""
         if self._threads is None:

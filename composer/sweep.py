@@ -1,5 +1,8 @@
-"""``composer sweep``: the processor's speed over a grid of batch sizes, composite workers and model lanes and
-threads.
+"""``composer sweep``: the processor's speed over a grid of renderers, batch sizes, composite workers and model
+lanes and threads.
+
+The pipeline's points take every batch x workers x model layout; the segment renderer's take batch x model
+layout (it has no composite workers: each lane does all of a frame's work).
 
 Every point of the grid renders the same frames (the job cut to ``frames`` output frames, written to a
 scratch folder) ``repeats`` times. Runs go round the whole grid once per repeat rather than repeating a
@@ -32,7 +35,15 @@ from composer.children import render_fresh, rotated
 from composer.errors import JobError, OutputError
 from composer.job import Job
 from composer.machine import Machine, describe_machine
-from composer.plan import ModelLayout, default_layout, model_layout, run_workers, wanted_batch
+from composer.plan import (
+    ModelLayout,
+    default_layout,
+    model_layout,
+    run_workers,
+    segment_layout,
+    segment_mode,
+    wanted_batch,
+)
 from composer.profile import DEFAULT_FRAMES, scratch_folder, trial_job
 from composer.report import markdown_table, text_table
 from composer.timeline import have_matplotlib
@@ -43,23 +54,34 @@ __all__ = ["Confirmation", "Point", "PointResult", "Sweep", "Trial", "draw_heatm
 _MIB = 2**20
 
 
+MODES = ("segments", "pipeline")
+
+
 @dataclass(frozen=True)
 class Point:
-    """One setting of the grid: batch, composite workers, and the model's lanes x intra-op threads per lane."""
+    """One setting of the grid: the renderer, batch, composite workers (the pipeline's; 0 for the segment
+    renderer) and the model's lanes x intra-op threads per lane."""
 
     batch: int
     workers: int
     lanes: int = 1
     threads: int = 1
+    mode: str = "pipeline"
 
     def model_label(self) -> str:
         return f"{self.lanes} x {self.threads}"
 
-    def label(self) -> str:
-        return f"batch {self.batch}, {self.workers} workers, model {self.model_label()} (lanes x threads)"
+    def workers_label(self) -> str:
+        """The workers column: the pipeline's composite workers, or "segments" for the segment renderer."""
+        return "segments" if self.mode == "segments" else str(self.workers)
 
-    def to_json(self) -> dict[str, int]:
-        return {"batch": self.batch, "workers": self.workers, "lanes": self.lanes, "threads": self.threads}
+    def label(self) -> str:
+        renderer = "segments" if self.mode == "segments" else f"{self.workers} workers"
+        return f"batch {self.batch}, {renderer}, model {self.model_label()} (lanes x threads)"
+
+    def to_json(self) -> dict[str, int | str]:
+        return {"mode": self.mode, "batch": self.batch, "workers": self.workers, "lanes": self.lanes,
+                "threads": self.threads}
 
 
 @dataclass(frozen=True)
@@ -158,7 +180,7 @@ class Sweep:
         for r in self.results:
             low, high = r.fps_range
             mark = " *" if r is best else ""
-            rows.append((str(r.point.batch), str(r.point.workers), r.point.model_label(), f"{r.fps:.1f}{mark}",
+            rows.append((str(r.point.batch), r.point.workers_label(), r.point.model_label(), f"{r.fps:.1f}{mark}",
                          f"{low:.1f}-{high:.1f}", f"{r.p95_ms:.0f}", f"{r.peak_rss / _MIB:.0f}"))
         return rows
 
@@ -210,8 +232,8 @@ class Sweep:
 
 def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads: Sequence[int | None] = (None,),
               repeats: int = 3, frames: int | None = DEFAULT_FRAMES, progress: bool = False,
-              lanes: Sequence[int | None] = (None,), confirm: int = 0) -> Sweep:
-    """Render ``job`` at every point of batches x workers x lanes x threads, ``repeats`` times each.
+              lanes: Sequence[int | None] = (None,), confirm: int = 0, modes: Sequence[str] = ("pipeline",)) -> Sweep:
+    """Render ``job`` at every point of modes x batches x workers x lanes x threads, ``repeats`` times each.
 
     Args:
         job: the job; its outputs are not touched (renders go to a scratch folder).
@@ -224,6 +246,7 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
         progress: show a progress bar over the runs.
         confirm: runs each of the best point and the job's own settings, in turns after the grid, when they
             differ.
+        modes: the renderers (:data:`MODES`); the segment renderer's points leave ``workers`` out.
 
     Raises:
         JobError: an empty grid or a value below 1.
@@ -231,17 +254,24 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
     """
     from tqdm import tqdm
 
-    if not batches or not workers or not threads or not lanes or repeats < 1 or confirm < 0:
+    if not batches or not workers or not threads or not lanes or not modes or repeats < 1 or confirm < 0:
         raise JobError("sweep: every axis needs at least one value, and repeats at least 1")
+    if unknown := [m for m in modes if m not in MODES]:
+        raise JobError(f"sweep: unknown renderer {unknown[0]!r}; choose from {', '.join(MODES)}")
     given = [*batches, *workers, *(t for t in threads if t is not None), *(n for n in lanes if n is not None)]
     if min(given) < 1:
         raise JobError("sweep: batch, workers, lanes and threads must be at least 1")
     own = default_layout(job)
     default = default_point(job, own)
-    layouts = [own if n is None and t is None else model_layout(job.with_run(lanes=n, threads=t))
-               for n, t in itertools.product(lanes, threads)]
-    points = list(dict.fromkeys(Point(b, w, m.lanes, m.threads)
-                                for b, w, m in itertools.product(batches, workers, layouts)))
+    points: list[Point] = []
+    if "segments" in modes:
+        layouts = [segment_layout(job.with_run(lanes=n, threads=t)) for n, t in itertools.product(lanes, threads)]
+        points += [Point(b, 0, n, t, "segments") for b, (n, t) in itertools.product(batches, layouts)]
+    if "pipeline" in modes:
+        layouts = [own if n is None and t is None else model_layout(job.with_run(lanes=n, threads=t))
+                   for n, t in itertools.product(lanes, threads)]
+        points += [Point(b, w, m.lanes, m.threads) for b, w, m in itertools.product(batches, workers, layouts)]
+    points = list(dict.fromkeys(points))
     trials: dict[Point, list[Trial]] = {p: [] for p in points}
     confirmation = None
     with scratch_folder(job) as folder, tqdm(total=len(points) * repeats, desc="sweep", unit="run",
@@ -276,7 +306,8 @@ def _best(results: Sequence[PointResult]) -> PointResult:
 
 def render_point(trial: Job, point: Point) -> Trial:
     """Render ``trial`` at ``point`` in a fresh process."""
-    run = trial.with_run(batch=point.batch, workers=point.workers, lanes=point.lanes, threads=point.threads)
+    run = trial.with_run(mode=point.mode, batch=point.batch, workers=point.workers or None, lanes=point.lanes,
+                         threads=point.threads)
     tracer = Tracer()
     stats = render_fresh(run, tracer, name=f"sweep run ({point.label()})")
     (p95,) = tracer.percentiles_ms("latency", [95])
@@ -289,6 +320,9 @@ def default_point(job: Job, layout: ModelLayout | None = None) -> Point:
     ``layout``: the model layout, where the caller has it; else it is chosen as a render would choose it
     (:func:`composer.plan.default_layout`, which may time the model).
     """
+    if segment_mode(job):
+        lanes, threads = segment_layout(job)
+        return Point(wanted_batch(job, False), 0, lanes, threads, "segments")
     layout = layout or default_layout(job)
     return Point(wanted_batch(job, layout.accelerated), run_workers(job), layout.lanes, layout.threads)
 
@@ -307,9 +341,10 @@ def draw_heatmap(sweep: Sweep, path: Path) -> Path | None:
     from matplotlib.figure import Figure
 
     batches = sorted({r.point.batch for r in sweep.results})
-    workers = sorted({r.point.workers for r in sweep.results})
+    columns = sorted({(r.point.mode != "segments", r.point.workers) for r in sweep.results})  # segments first
+    workers = [("segments" if mode_key == (False, 0) else str(mode_key[1])) for mode_key in columns]
     threads = list(dict.fromkeys(r.point.model_label() for r in sweep.results))
-    fps = {(r.point.batch, r.point.workers, r.point.model_label()): r.fps for r in sweep.results}
+    fps = {(r.point.batch, r.point.workers_label(), r.point.model_label()): r.fps for r in sweep.results}
     top = max(fps.values())
     figure = Figure(figsize=(1.2 + 1.3 * len(workers) * len(threads) + 0.8, 1.4 + 0.6 * len(batches)), dpi=110)
     FigureCanvasAgg(figure)
@@ -322,9 +357,9 @@ def draw_heatmap(sweep: Sweep, path: Path) -> Path | None:
             if not np.isnan(value):
                 ax.text(col, row, f"{value:.1f}", ha="center", va="center", fontsize=9,
                         color="black" if value > 0.6 * top else "white")
-        ax.set_xticks(range(len(workers)), [str(w) for w in workers])
+        ax.set_xticks(range(len(workers)), workers)
         ax.set_yticks(range(len(batches)), [str(b) for b in batches])
-        ax.set_xlabel("composite workers")
+        ax.set_xlabel("composite workers (or the segment renderer)")
         ax.set_ylabel("batch")
         if len(threads) > 1:
             ax.set_title(f"model lanes x threads: {t}", fontsize=10)

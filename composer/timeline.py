@@ -1,6 +1,7 @@
 """A render's spans as a Chrome trace (Trace Event Format, opens in Perfetto) and as a PNG timeline.
 
-The trace has one track per thread (preloader, batcher, model, each composite worker, writer) with a slice
+The trace has one track per thread (preloader, batcher, model, each composite worker, writer; or preloader and
+the segment renderer's lanes) with a slice
 per piece of work, and each frame's latency (batched until written) as an async slice. The PNG draws the
 same tracks, coloured by stage, for the whole run and zoomed on a few model calls in the middle of it: the
 picture of the CPU stages overlapping the model that seed 001 drew by hand.
@@ -38,7 +39,7 @@ STAGE_COLOURS = {
 _OTHER_COLOUR = "#bab0ac"
 _ASYNC_STAGES = frozenset({"latency"})  # spans that overlap each other on one thread: async slices
 # Thread order in the trace and the picture: the order frames flow through the stages.
-_THREAD_ORDER = ("preload", "batch", "model", "composite", "write")
+_THREAD_ORDER = ("preload", "batch", "model", "segments", "composite", "write")
 _PROCESS_ID = 1
 
 

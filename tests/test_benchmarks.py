@@ -74,12 +74,14 @@ def test_checker_reports_differences_and_missing_frames():
     assert verdict.differing == 2 and verdict.max_diff == 9 and "DIFFERENT" in verdict.text()
 
 
-def test_labels_and_table(folder_job):
+def test_labels_and_table(folder_job, monkeypatch):
     from benchmarks.run import Timing
 
+    monkeypatch.setattr("composer.plan.usable_cores", lambda: 2)  # a CPU with cores to share: segments
     job = load_job(folder_job)
-    assert label("composer", job).startswith("composer (batch 1, ")
-    assert label("composer", job.with_run(batch=4, workers=3)).startswith("composer (batch 4, 3 workers, model ")
+    assert label("composer", job.with_run(lanes=2)) == "composer (segments: batch 1, 2 lanes x 1 thread)"
+    pipeline = job.with_run(mode="pipeline", batch=4, workers=3)
+    assert label("composer", pipeline).startswith("composer (pipeline: batch 4, 3 workers, model ")
     assert f"{pooled_drawers()} drawer" in label("seed000-pooled")
     timings = {"composer": Timing("composer", (1.0, 1.6, 2.0), 2**20, 10),
                "reference": Timing("reference", (4.0,), 0, 10)}

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from composer import pipeline
+from composer import pipeline, segmented
 from composer.errors import ModelError, OutputError, SourceError, StageError
 from composer.job import load_job
 from composer.model import Model
@@ -24,23 +24,31 @@ class Boom(RuntimeError):
 
 
 def _fail_at(monkeypatch, owner, name, at, error):
-    """Make ``owner.name`` raise ``error`` on its call number ``at`` (0-based) of the render.
+    """Make ``owner.name`` raise ``error`` on its call number ``at`` (0-based) of the render; ``owner`` may be a
+    tuple of modules that each import the function, counted together.
 
     Model calls are counted from the first frame: the warm-up before it is left out (and the model is not
     timed: see conftest)."""
     if (owner, name) == (Model, "run"):
         monkeypatch.setattr(pipeline, "warm_up", lambda lanes, job: None)
-    original = getattr(owner, name)
+    owners = owner if isinstance(owner, tuple) else (owner,)
+    original = getattr(owners[0], name)
     calls = {"n": 0}
+    lock = threading.Lock()
 
     def wrapper(*args, **kwargs):
-        n = calls["n"]
-        calls["n"] += 1
+        with lock:
+            n = calls["n"]
+            calls["n"] += 1
         if n == at:
             raise error
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(owner, name, wrapper)
+    for each in owners:
+        monkeypatch.setattr(each, name, wrapper)
+
+
+RENDERERS = (pipeline, segmented)  # the modules whose functions a stage failure is injected into
 
 
 def _failing_frames(at):
@@ -59,11 +67,13 @@ def _composer_threads():
     return [t for t in threading.enumerate() if t.name.startswith("composer-") and t.is_alive()]
 
 
-@pytest.fixture
-def job(make_job, tmp_path):
+@pytest.fixture(params=["pipeline", "segments"])
+def job(request, make_job, tmp_path):
+    """A 40-frame job with a video, rendered by the pipeline (chunks of 4 frames) or the segment renderer."""
     job_file = make_job(frames=12, outputs=OUTPUTS, nulls=(5,))
+    run = {"batch": 3, "workers": 2, "chunk": 4} if request.param == "pipeline" else {"batch": 3, "lanes": 2}
     return load_job(job_file, {"output": {"video": str(tmp_path / "result.mp4")},
-                               "run": {"batch": 3, "workers": 2, "chunk": 4}})
+                               "run": {"mode": request.param, **run}})
 
 
 def _run_and_check(job, cause_type, tmp_path, stage):
@@ -94,7 +104,7 @@ def test_model_failure(monkeypatch, job, tmp_path, at):
 
 @pytest.mark.parametrize("at", [0, 17, 35])  # 36 output frames have a rectangle
 def test_composite_failure(monkeypatch, job, tmp_path, at):
-    _fail_at(monkeypatch, pipeline, "composite", at, Boom("composite broke"))
+    _fail_at(monkeypatch, RENDERERS, "composite", at, Boom("composite broke"))
     _run_and_check(job, Boom, tmp_path, "composite")
 
 
@@ -121,6 +131,8 @@ def test_warm_up_failure_stops_before_any_output(monkeypatch, job, tmp_path):
 
 def test_slow_writer_backpressure_keeps_memory_bounded(monkeypatch, job, tmp_path):
     """A writer slower than the rest holds the other stages back instead of letting frames pile up."""
+    if job.run.mode == "segments":
+        pytest.skip("the segment renderer saves each frame on the thread that made it: nothing can pile up")
     seen = []
     original = ImageFolderSink.write
 
@@ -153,7 +165,7 @@ def test_interrupt_stops_every_stage(monkeypatch, job, tmp_path):
 
 @pytest.mark.parametrize("at", [0, 11, 30])
 def test_prepare_failure(monkeypatch, job, tmp_path, at):
-    _fail_at(monkeypatch, pipeline, "fill_image", at, Boom("prepare broke"))
+    _fail_at(monkeypatch, RENDERERS, "fill_image", at, Boom("prepare broke"))
     _run_and_check(job, Boom, tmp_path, "prepare")
 
 
@@ -174,13 +186,14 @@ def test_audio_mux_failure(monkeypatch, make_job, tmp_path, at):
     assert not list(tmp_path.glob(".result.mp4.partial*"))
 
 
-def test_audio_failure_stops_the_render_at_once(monkeypatch, make_job, tmp_path):
+@pytest.mark.parametrize("run", [{"mode": "pipeline", "workers": 2, "chunk": 4}, {"mode": "segments"}])
+def test_audio_failure_stops_the_render_at_once(monkeypatch, make_job, tmp_path, run):
     """The audio is encoded beside the render; its failure ends the render then, not after the last frame."""
     job_file = make_job(frames=12, outputs=OUTPUTS)
     write_wav(job_file.parent / "speech.wav", seconds=3)
     job = load_job(job_file, {"output": {"video": str(tmp_path / "result.mp4"),
                                          "audio": str(job_file.parent / "speech.wav")},
-                              "run": {"batch": 2, "workers": 2, "chunk": 4, "lanes": 1}})
+                              "run": {"batch": 2, "lanes": 1, **run}})
     from composer import writers
 
     calls = []
@@ -204,7 +217,7 @@ def test_failure_through_the_cli_is_one_line_with_exit_1(monkeypatch, make_job):
 
     from composer.cli import main
 
-    _fail_at(monkeypatch, pipeline, "composite", 5, Boom("composite broke"))
+    _fail_at(monkeypatch, RENDERERS, "composite", 5, Boom("composite broke"))
     result = CliRunner().invoke(main, ["run", str(make_job()), "-q"])
     assert result.exit_code == 1
     expected = r"composer: error: composite failed at frame \d+: Boom: composite broke\n"

@@ -198,6 +198,7 @@ def test_unknown_key_in_a_required_section(tmp_path):
         ("[run]\nmemory_fraction = 1.5\n", "run.memory_fraction"),
         ('[run]\nmemory_budget = "lots"\n', "run.memory_budget"),
         ('[run]\nloop = "bounce"\n', "run.loop"),
+        ('[run]\nmode = "fast"\n', "run.mode"),
         ("[output]\nfps = true\n", "output.fps"),
         ('[output]\nfps = "fast"\n', "output.fps"),
         ("[output]\nfps = 0\n", "output.fps"),

@@ -226,7 +226,8 @@ def test_a_fresh_process_renders_and_hands_back_its_spans(demo_video_job, tmp_pa
     stats = render_fresh(job, tracer)
     assert stats.frames == 11 and stats.seconds > 0 and stats.peak_rss > 0
     assert sorted(s.frame for s in tracer.of("latency")) == list(range(11))
-    assert {s.thread for s in tracer.of("infer")} <= {"composer-model-0", "composer-model-1"}
+    assert {s.thread for s in tracer.of("infer")} <= {f"composer-{kind}-{k}" for kind in ("model", "segments")
+                                                      for k in (0, 1)}
     assert len(list((tmp_path / "run").rglob("*.jpg"))) == 11  # the child wrote the frames
 
 

@@ -24,9 +24,10 @@ def test_two_by_two_grid_writes_a_report_section(make_job, tmp_path):
     text = report.read_text()
     assert text.count("<!-- composer:sweep -->") == 1
     table = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
-    assert len(table) == 4
+    assert len(table) == 6  # the pipeline's 2 x 2, and the segment renderer's 2 batch sizes
     assert {tuple(line.split(" | ")[:2]) for line in table} == {("| 1", "1"), ("| 1", "2"), ("| 2", "1"),
-                                                                  ("| 2", "2")}
+                                                                  ("| 2", "2"), ("| 1", "segments"),
+                                                                  ("| 2", "segments")}
     assert sum(" * |" in line for line in table) == 1  # the best point is marked once
     assert "**Best:**" in text and "| CPU |" in text and "| packages |" in text
     if (tmp_path / "results" / "sweep.png").exists():
@@ -44,8 +45,9 @@ def test_json_and_model_axes(make_job):
                                         "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert [(p["batch"], p["workers"], p["lanes"], p["threads"]) for p in data["points"]] == [
-        (2, 1, 1, 1), (2, 1, 1, 2), (2, 1, 2, 1), (2, 1, 2, 2)]
+    assert [(p["mode"], p["batch"], p["workers"], p["lanes"], p["threads"]) for p in data["points"]] == [
+        ("segments", 2, 0, 1, 1), ("segments", 2, 0, 1, 2), ("segments", 2, 0, 2, 1), ("segments", 2, 0, 2, 2),
+        ("pipeline", 2, 1, 1, 1), ("pipeline", 2, 1, 1, 2), ("pipeline", 2, 1, 2, 1), ("pipeline", 2, 1, 2, 2)]
     for point in data["points"]:
         assert len(point["runs"]) == 2
         assert point["fps_min"] <= point["fps"] <= point["fps_max"]
@@ -60,8 +62,9 @@ def test_the_default_point_is_compared_with_the_best(make_job, monkeypatch):
     result = CliRunner().invoke(sweep, args)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["default"] == {"batch": 1, "workers": 2, "lanes": 2, "threads": 1}
-    if (data["best"]["batch"], data["best"]["workers"]) == (1, 2):
+    # On a CPU with 2 cores the job's own settings are the segment renderer's, one lane per core.
+    assert data["default"] == {"mode": "segments", "batch": 1, "workers": 0, "lanes": 2, "threads": 1}
+    if (data["best"]["mode"], data["best"]["batch"]) == ("segments", 1):
         assert data["confirmation"] is None  # the defaults are the best point: nothing to confirm
     else:
         confirmation = data["confirmation"]
@@ -69,7 +72,7 @@ def test_the_default_point_is_compared_with_the_best(make_job, monkeypatch):
         assert confirmation["share"] == confirmation["default_runs"][0] / confirmation["best_runs"][0]
     result = CliRunner().invoke(sweep, [*args[:2], "2", *args[3:-1]])  # a grid without batch 1, as text
     line = result.stdout.splitlines()[-1]
-    assert line.startswith("The job's own settings (batch 1, 2 workers, model 2 x 1 (lanes x threads)) are not in "
+    assert line.startswith("The job's own settings (batch 1, segments, model 2 x 1 (lanes x threads)) are not in "
                            "the grid. Rendered in turns with the best point after the grid (1 run each): ")
     assert "% of the best" in line
 
@@ -93,7 +96,7 @@ def test_the_defaults_are_confirmed_in_pairs_against_the_best(make_job, monkeypa
     # In the grid batch 2 looks 25% faster; rendered in turns, it is 2-4% faster pair by pair.
     order = _scripted_renders(monkeypatch, {1: [40.0, 40.0, 49.0, 30.0, 50.0, 48.0],
                                             2: [50.0, 50.0, 50.0, 31.0, 51.0, 50.0]})
-    result = run_sweep(job, [1, 2], [2], (1,), repeats=2, frames=6, lanes=(2,), confirm=4)
+    result = run_sweep(job, [1, 2], [2], (1,), repeats=2, frames=6, lanes=(2,), confirm=4, modes=("segments",))
     assert order == [1, 2, 2, 1, 2, 1, 1, 2, 2, 1, 1, 2]  # the grid's rounds rotate; the pairs alternate
     assert result.best.point.batch == 2 and result.confirmation is not None
     assert result.confirmation.share == statistics.median([49 / 50, 30 / 31, 50 / 51, 48 / 50])
@@ -106,9 +109,32 @@ def test_the_defaults_are_confirmed_in_pairs_against_the_best(make_job, monkeypa
 def test_defaults_that_are_the_best_point_need_no_confirmation(make_job, monkeypatch):
     monkeypatch.setattr("composer.plan.usable_cores", lambda: 2)
     order = _scripted_renders(monkeypatch, {1: [50.0], 2: [40.0]})
-    result = run_sweep(load_job(make_job()), [1, 2], [2], (1,), repeats=1, frames=6, lanes=(2,), confirm=3)
+    result = run_sweep(load_job(make_job()), [1, 2], [2], (1,), repeats=1, frames=6, lanes=(2,), confirm=3,
+                       modes=("segments",))
     assert order == [1, 2] and result.confirmation is None
     assert result.default_line().endswith("are the best point.")
+
+
+def test_each_renderer_gets_its_points_and_renders_them(make_job, monkeypatch):
+    from composer.observer import RenderStats
+
+    monkeypatch.setattr("composer.plan.usable_cores", lambda: 2)
+    rendered = []
+
+    def render_fresh(job, tracer, name):  # the fresh process, as the sweep's render_point calls it
+        rendered.append((job.run.mode, job.run.batch, job.run.workers, job.run.lanes))
+        tracer.add("latency", 0.0, 0.01, 0)
+        return RenderStats(frames=6, seconds=0.5, peak_rss=2**20)
+
+    monkeypatch.setattr("composer.sweep.render_fresh", render_fresh)
+    result = run_sweep(load_job(make_job()), [1], [2, 4], repeats=1, frames=6, modes=("segments", "pipeline"))
+    assert sorted(rendered) == [("pipeline", 1, 2, 2), ("pipeline", 1, 4, 2), ("segments", 1, None, 2)]
+    assert [r.point.workers_label() for r in result.results] == ["segments", "2", "4"]
+
+
+def test_an_unknown_renderer_is_refused(make_job):
+    result = CliRunner().invoke(sweep, [str(make_job()), "--modes", "segments,fast", "-q"])
+    assert result.exit_code == 2 and "unknown renderer 'fast'" in result.stderr
 
 
 def test_without_matplotlib_there_is_no_picture(make_job, tmp_path, monkeypatch):

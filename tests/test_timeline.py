@@ -18,11 +18,25 @@ STAGES = {"decode", "crop", "prepare", "infer", "composite", "write_image", "wri
 
 @pytest.fixture
 def traced(make_job):
-    """A traced render of a small job that writes images and a video."""
-    job = load_job(make_job(output={"video": "out.mp4"}))
+    """A traced render by the pipeline of a small job that writes images and a video."""
+    job = load_job(make_job(output={"video": "out.mp4"}, run={"mode": "pipeline"}))
     tracer = Tracer()
     render(job, tracer=tracer)
     return tracer
+
+
+def test_segment_renderer_trace_holds_every_stage_on_its_lanes(make_job, tmp_path):
+    job = load_job(make_job(output={"video": "out.mp4"}, run={"mode": "segments", "lanes": 2}))
+    tracer = Tracer()
+    render(job, tracer=tracer)
+    trace, _ = save_trace(tracer, tmp_path / "trace.json", "small job")
+    events = json.loads(trace.read_text())["traceEvents"]
+    names = {e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert "preload" in names and names - {"preload"} <= {"segments-0", "segments-1"}
+    lanes = {e["tid"] for e in events
+             if e["ph"] == "M" and e["name"] == "thread_name" and e["args"]["name"].startswith("segments-")}
+    assert {e["name"] for e in events if e["ph"] == "X" and e["tid"] in lanes} == STAGES - {"decode", "crop"}
+    assert len([e for e in events if e["ph"] == "b" and e["name"] == "latency"]) == 23
 
 
 def test_trace_file_parses_and_holds_every_stage(traced, tmp_path):

@@ -1,0 +1,221 @@
+"""The segment renderer: each model lane renders whole segments, every frame start to finish on its own thread.
+
+::
+
+    [preloader] --the whole template--> [lane 0]: segment 0, 2, ... -> images, part-000000.mp4, ...
+                                        [lane 1]: segment 1, 3, ... -> images, part-000001.mp4, ...
+
+A lane takes the next unrendered segment of :data:`~composer.resume.SEGMENT_FRAMES` output frames and does for
+each frame what the reference loop does: crop, infer (``batch`` frames a call), composite, save the image and
+encode it into the segment's own x264. No frame changes threads, so nothing waits on a queue and each frame's
+data stays in one core's cache. On a CPU this is what two copies of the sequential loop do, and it was
+faster than the pipeline on every benchmark job (README, "Defaults"); :func:`composer.plan.segment_mode`
+chooses between the two.
+
+It needs the whole template in the cache, since two lanes work a segment apart; a template that does not fit
+is rendered by the pipeline. The first error stops every lane through the run's one stop event and is re-raised
+once all are joined; a segment a lane was encoding is dropped, and every finished one is kept for ``--resume``.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from composer.composite import composite
+from composer.errors import OutputError, StageError
+from composer.features import feature_window, release
+from composer.model import Model
+from composer.observer import NullObserver, Observer
+from composer.outputs import Outputs
+from composer.plan import Plan
+from composer.preload import Chunk, Preloader, Visit
+from composer.prepare import fill_image, image_channels
+from composer.resume import SEGMENT_FRAMES
+from composer.threads import Stopped, Supervisor
+from composer.trace import NullTracer
+from composer.writers import VideoSink, convert_frame, converted_shape
+
+RELEASE_FEATURES = 500  # output frames between releases of the features file's pages (flat memory)
+_Waiting = list[tuple[int, float, np.ndarray, np.ndarray, tuple[int, int, int, int]]]  # frames for the next model call
+
+
+def segment_units(start: int, count: int, segment: int = SEGMENT_FRAMES) -> list[tuple[int, int]]:
+    """Output frames ``start .. count-1`` cut into runs of ``segment`` frames (the first and last may be
+    shorter), each ending on a multiple of ``segment``: a video's segments, however the run was resumed."""
+    edges = [start, *range((start // segment + 1) * segment, count, segment), count]
+    return [(a, b) for a, b in zip(edges, edges[1:]) if a < b]
+
+
+class _Buffers:
+    """One lane's reusable buffers: its model inputs, its output frame and the frame converted for x264."""
+
+    def __init__(self, plan: Plan, model: Model, batch: int, video: bool) -> None:
+        spec = plan.job.model
+        self.images = np.zeros((batch, image_channels(spec), spec.window, spec.window), np.float32)
+        shape = model.inputs.feature_shape
+        self.features = np.zeros((batch, *shape), np.float32) if shape is not None else None
+        width, height = plan.source.width, plan.source.height
+        self.frame = np.empty((height, width, 3), np.uint8)
+        self.i420 = np.empty(converted_shape(width, height), np.uint8) if video else None
+
+
+class SegmentRenderer:
+    """Renders a plan with one thread per model lane, each taking whole segments.
+
+    Args:
+        plan: the checked inputs.
+        lanes: one model session per thread.
+        outputs: open sinks; the video sink must have no encoder threads of its own.
+        batch: frames per model call.
+        observer: told of each finished frame (under a lock: the lanes finish frames out of order).
+        tracer: records the stages' spans.
+        run: the render's supervisor, shared with the outputs' threads (None: the renderer's own).
+    """
+
+    def __init__(self, plan: Plan, lanes: Sequence[Model], outputs: Outputs, batch: int,
+                 observer: Observer | None = None, tracer: NullTracer | None = None,
+                 run: Supervisor | None = None) -> None:
+        if not lanes:
+            raise ValueError("the segment renderer needs at least one model lane")
+        self.plan, self.lanes, self.outputs, self.batch = plan, tuple(lanes), outputs, batch
+        self.observer = observer or NullObserver()
+        self.tracer = tracer or NullTracer()
+        self.units = segment_units(outputs.start, plan.count)
+        self._next = 0  # the next unit a lane takes
+        self._lock = threading.Lock()  # guards _next and the observer
+        self._supervisor = Supervisor(run)
+        self.stop = self._supervisor.stop
+        self.preloader = Preloader(plan.source, plan.rects, plan.job.model, plan.source.count,
+                                   [Visit(0, outputs.start, plan.count)], self.stop, self.tracer)
+
+    def run(self) -> None:
+        """Render every output frame; returns when all are written, raises the first stage error."""
+        self.observer.started(self.plan.count - self.outputs.start)
+        if not self.units:
+            self.observer.finished()
+            return
+        self._supervisor.spawn("preload", self.preloader.run)
+        for k, model in enumerate(self.lanes):
+            self._supervisor.spawn(f"segments-{k}", functools.partial(self._lane, model))
+        self._supervisor.join()
+        if self.outputs.video is not None:
+            self.outputs.video.frames_written = self.plan.count
+        self.observer.finished()
+
+    def _take(self) -> tuple[int, int] | None:
+        with self._lock:
+            if self._next == len(self.units):
+                return None
+            self._next += 1
+            return self.units[self._next - 1]
+
+    def _lane(self, model: Model) -> None:
+        chunk = self.preloader.acquire(0)
+        buffers = _Buffers(self.plan, model, self.batch, self.outputs.video is not None)
+        while (unit := self._take()) is not None:
+            part = None
+            if self.outputs.video is not None:
+                part = self._open_part(unit[0])
+            try:
+                self._render(model, chunk, buffers, unit, part)
+                if part is not None:
+                    self._close_part(part, unit[1] - 1)
+            except BaseException:
+                if part is not None:
+                    part.abort()
+                raise
+
+    def _open_part(self, first: int) -> VideoSink:
+        assert self.outputs.video is not None
+        try:
+            return self.outputs.video.part(first // SEGMENT_FRAMES)
+        except (OutputError, OSError) as exc:
+            raise StageError("write", f"frame {first}", exc) from exc
+
+    def _close_part(self, part: VideoSink, last: int) -> None:
+        try:
+            with self.tracer.span("write_video", last):
+                part.close()
+        except (OutputError, OSError) as exc:
+            raise StageError("write", f"frame {last}", exc) from exc
+
+    def _render(self, model: Model, chunk: Chunk, buffers: _Buffers, unit: tuple[int, int],
+                part: VideoSink | None) -> None:
+        """Render output frames ``unit`` in order: the frames with a rectangle ``batch`` to a model call, each
+        pass-through frame once the frames before it are out."""
+        plan, spec, stop = self.plan, self.plan.job.model, self.stop
+        window = plan.job.features.window if plan.job.features is not None else 0
+        waiting: _Waiting = []  # index, when begun, frame, crop and rectangle of each
+        loaded = 0
+        for i in range(*unit):
+            if stop.is_set():
+                raise Stopped
+            if plan.features is not None and i % RELEASE_FEATURES == 0:
+                release(plan.features)
+            born = time.perf_counter()
+            t = int(plan.schedule[i])
+            if t >= loaded:
+                loaded = self.preloader.loaded(0, t)
+            frame = chunk.frames[t]
+            assert frame is not None  # loaded() said so
+            rect = plan.rects.get(t)
+            if rect is None:
+                self._flush(model, buffers, waiting, part)
+                self._finish(i, born, frame, part, buffers)
+                continue
+            crop = chunk.crops[t]
+            try:
+                with self.tracer.span("prepare", i):
+                    row = len(waiting)
+                    fill_image(crop, spec, buffers.images[row])
+                    if buffers.features is not None and plan.features is not None:
+                        buffers.features[row] = feature_window(plan.features, i, window).reshape(
+                            buffers.features.shape[1:])
+            except Exception as exc:
+                raise StageError("prepare", f"frame {i}", exc) from exc
+            waiting.append((i, born, frame, crop, rect))
+            if len(waiting) == self.batch:
+                self._flush(model, buffers, waiting, part)
+        self._flush(model, buffers, waiting, part)
+
+    def _flush(self, model: Model, buffers: _Buffers, waiting: _Waiting, part: VideoSink | None) -> None:
+        """Infer the waiting frames in one call, then composite, save and encode each."""
+        if not waiting:
+            return
+        n = len(waiting)
+        features = buffers.features
+        try:
+            with self.tracer.span("infer", waiting[0][0], n):
+                predictions = model.run(buffers.images[:n], None if features is None else features[:n])
+        except Exception as exc:
+            raise StageError("infer", f"frames {waiting[0][0]}-{waiting[-1][0]}", exc) from exc
+        job = self.plan.job
+        for (i, born, frame, crop, rect), prediction in zip(waiting, predictions):
+            try:
+                with self.tracer.span("composite", i):
+                    out = composite(frame, crop, prediction, rect, job.model, job.composite, out=buffers.frame)
+            except Exception as exc:
+                raise StageError("composite", f"frame {i}", exc) from exc
+            self._finish(i, born, out, part, buffers)
+        waiting.clear()
+
+    def _finish(self, i: int, born: float, frame: np.ndarray, part: VideoSink | None, buffers: _Buffers) -> None:
+        """Save frame ``i`` as an image and encode it, as the job asks."""
+        try:
+            if self.outputs.images is not None:
+                with self.tracer.span("write_image", i):
+                    self.outputs.images.write(i, frame)
+            if part is not None:
+                assert buffers.i420 is not None
+                with self.tracer.span("write_video", i):
+                    part.write_converted(convert_frame(frame, part.width, part.height, buffers.i420))
+        except Exception as exc:
+            raise StageError("write", f"frame {i}", exc) from exc
+        self.tracer.add("latency", born, time.perf_counter(), i)
+        with self._lock:
+            self.observer.frame_done(i)

@@ -1,0 +1,141 @@
+"""The segment renderer: each lane renders whole segments; its frames and video match the other renderers'."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from composer import plan as plan_module
+from composer.errors import StageError
+from composer.job import load_job
+from composer.observer import NullObserver
+from composer.pipeline import render
+from composer.plan import segment_mode
+from composer.reference import render_reference
+from composer.resume import SEGMENT_FRAMES
+from composer.segmented import segment_units
+from tests.conftest import job_factory, read_folder
+
+OUTPUTS = 2 * SEGMENT_FRAMES + 30  # three segments, the last one short
+
+
+def test_units_end_on_segment_boundaries_wherever_the_run_starts():
+    assert segment_units(0, 230) == [(0, 100), (100, 200), (200, 230)]
+    assert segment_units(150, 230) == [(150, 200), (200, 230)]  # an images-only run resumed mid-segment
+    assert segment_units(200, 200) == []
+    assert segment_units(0, 40, segment=16) == [(0, 16), (16, 32), (32, 40)]
+
+
+@pytest.fixture(scope="module")
+def long_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[np.ndarray]]:
+    """A 230-frame job on a 9-frame template with two frames without a rectangle, and its reference frames."""
+    job_file = job_factory(tmp_path_factory.mktemp("segments"))(frames=9, outputs=OUTPUTS, nulls=(2, 8))
+    render_reference(load_job(job_file))
+    return job_file, read_folder(job_file.parent / "out")
+
+
+def _assert_same(expected: list[np.ndarray], actual: list[np.ndarray]) -> None:
+    assert len(actual) == len(expected)
+    for i, (a, b) in enumerate(zip(expected, actual)):
+        assert np.array_equal(a, b), f"frame {i} differs"
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 3])
+@pytest.mark.parametrize("batch", [1, 3, 4])
+def test_frames_match_the_reference(long_job, tmp_path, batch, lanes):
+    job_file, expected = long_job
+    job = load_job(job_file, {"output": {"frames": str(tmp_path / "out")},
+                              "run": {"mode": "segments", "batch": batch, "lanes": lanes}})
+    assert render(job).frames == OUTPUTS
+    _assert_same(expected, read_folder(tmp_path / "out"))
+
+
+def _decode(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
+
+
+def test_video_matches_the_pipelines(long_job, tmp_path):
+    """Each segment is encoded alone in both renderers: on one x264 thread each, the videos decode the same."""
+    job_file, _ = long_job
+    videos = {}
+    for mode in ("segments", "pipeline"):
+        video = tmp_path / f"{mode}.mp4"
+        render(load_job(job_file, {"output": {"frames": "", "video": str(video), "preset": "ultrafast"},
+                                   "run": {"mode": mode, "encoder_threads": 1}}))
+        videos[mode] = _decode(video)
+        assert not list(tmp_path.glob(".*.parts")), "the segments were not cleaned up"
+    assert len(videos["segments"]) == OUTPUTS
+    _assert_same(videos["pipeline"], videos["segments"])
+
+
+def test_resume_after_a_failure_mid_run_is_identical(long_job, tmp_path, monkeypatch):
+    """Lanes finish frames out of order; a run that failed resumes from the first missing frame."""
+    job_file, expected = long_job
+    job = load_job(job_file, {"output": {"frames": str(tmp_path / "out")}, "run": {"mode": "segments", "lanes": 2}})
+    from composer import segmented
+
+    original, calls = segmented.composite, {"n": 0}
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 150:
+            raise RuntimeError("composite broke")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(segmented, "composite", failing)
+    with pytest.raises(StageError, match="composite failed at frame"):
+        render(job)
+    written = len(list((tmp_path / "out").glob("*.png")))
+    assert 0 < written < OUTPUTS
+    monkeypatch.setattr(segmented, "composite", original)
+    stats = render(job, resume=True)
+    assert stats.frames < OUTPUTS  # only what was missing
+    _assert_same(expected, read_folder(tmp_path / "out"))
+
+
+def test_a_template_that_does_not_fit_the_cache_goes_to_the_pipeline(long_job, tmp_path, caplog):
+    job_file, expected = long_job
+    job = load_job(job_file, {"output": {"frames": str(tmp_path / "out")}, "run": {"mode": "segments", "chunk": 4}})
+    with caplog.at_level(logging.INFO, logger="composer"):
+        render(job)
+    assert "rendering with the pipeline" in caplog.text
+    assert any(r.levelno == logging.WARNING for r in caplog.records)  # the user asked for segments
+    _assert_same(expected, read_folder(tmp_path / "out"))
+
+
+def test_every_frame_is_reported_once(long_job, tmp_path):
+    job_file, _ = long_job
+
+    class Seen(NullObserver):
+        def __init__(self) -> None:
+            self.frames: list[int] = []
+            self.total = -1
+
+        def started(self, total: int) -> None:
+            self.total = total
+
+        def frame_done(self, index: int) -> None:
+            self.frames.append(index)
+
+    seen = Seen()
+    render(load_job(job_file, {"output": {"frames": str(tmp_path / "out")}, "run": {"mode": "segments"}}), seen)
+    assert seen.total == OUTPUTS and sorted(seen.frames) == list(range(OUTPUTS))
+
+
+@pytest.mark.parametrize(("mode", "cores", "accelerated", "segments"), [
+    ("auto", 2, False, True),
+    ("auto", 1, False, False),
+    ("auto", 4, True, False),
+    ("segments", 1, True, True),
+    ("pipeline", 4, False, False),
+])
+def test_auto_picks_segments_for_a_model_on_a_cpu_with_cores_to_share(monkeypatch, make_job, mode, cores,
+                                                                      accelerated, segments):
+    monkeypatch.setattr(plan_module, "usable_cores", lambda: cores)
+    monkeypatch.setattr(plan_module, "expects_accelerator", lambda provider: accelerated)
+    assert segment_mode(load_job(make_job(), {"run": {"mode": mode}})) is segments
