@@ -40,6 +40,7 @@ from composer.threads import Stopped, Supervisor
 from composer.trace import NullTracer
 from composer.writers import VideoSink, convert_frame, converted_shape
 
+MIN_SPLIT = 8  # frames a lane at least, for the last segments to be cut between the lanes (a piece restarts x264)
 RELEASE_FEATURES = 500  # output frames between releases of the features file's pages (flat memory)
 _Waiting = list[tuple[int, float, np.ndarray, np.ndarray, tuple[int, int, int, int]]]  # frames for the next model call
 
@@ -49,6 +50,29 @@ def segment_units(start: int, count: int, segment: int = SEGMENT_FRAMES) -> list
     shorter), each ending on a multiple of ``segment``: a video's segments, however the run was resumed."""
     edges = [start, *range((start // segment + 1) * segment, count, segment), count]
     return [(a, b) for a, b in zip(edges, edges[1:]) if a < b]
+
+
+def segment_ranges(start: int, count: int, lanes: int, segment: int = SEGMENT_FRAMES) -> list[tuple[int, int]]:
+    """The ranges of output frames ``start .. count-1`` that the lanes take in turn, each within one segment.
+
+    Whole segments, except the job's last ``segments % lanes`` segments (when they hold at least
+    :data:`MIN_SPLIT` frames a lane): their frames are cut into ``lanes`` ranges of equal length (and at the
+    segments' ends), so that the lanes finish together instead of one rendering the last segment alone (a
+    250-frame job is 3 segments). A segment of several ranges is encoded in pieces and joined. The cuts depend
+    on the job's length and the lanes only, not on ``start``: a resumed run encodes the pieces an uninterrupted
+    one does.
+    """
+    whole = segment_units(0, count, segment)
+    tail = len(whole) % lanes
+    ranges = whole
+    if tail:
+        first = whole[-tail][0]
+        frames = count - first
+        if frames >= MIN_SPLIT * lanes:
+            cuts = {first + frames * k // lanes for k in range(lanes + 1)} | {b for _, b in whole[-tail:]}
+            edges = sorted(cuts)
+            ranges = whole[:-tail] + list(zip(edges, edges[1:]))
+    return [(max(a, start), b) for a, b in ranges if b > start]
 
 
 class _Buffers:
@@ -65,7 +89,7 @@ class _Buffers:
 
 
 class SegmentRenderer:
-    """Renders a plan with one thread per model lane, each taking whole segments.
+    """Renders a plan with one thread per model lane, each taking whole segments (:func:`segment_ranges`).
 
     Args:
         plan: the checked inputs.
@@ -85,9 +109,13 @@ class SegmentRenderer:
         self.plan, self.lanes, self.outputs, self.batch = plan, tuple(lanes), outputs, batch
         self.observer = observer or NullObserver()
         self.tracer = tracer or NullTracer()
-        self.units = segment_units(outputs.start, plan.count)
-        self._next = 0  # the next unit a lane takes
-        self._lock = threading.Lock()  # guards _next and the observer
+        self.ranges = segment_ranges(outputs.start, plan.count, len(lanes))
+        self._next = 0  # the next range a lane takes
+        self._pieces: dict[int, list[int]] = {}  # segment -> first frames of its ranges (its video's pieces)
+        for first, _ in self.ranges:
+            self._pieces.setdefault(first // SEGMENT_FRAMES, []).append(first)
+        self._left = {segment: len(starts) for segment, starts in self._pieces.items()}  # pieces to finish
+        self._lock = threading.Lock()  # guards the above and the observer
         self._supervisor = Supervisor(run)
         self.stop = self._supervisor.stop
         self.preloader = Preloader(plan.source, plan.rects, plan.job.model, plan.source.count,
@@ -96,7 +124,7 @@ class SegmentRenderer:
     def run(self) -> None:
         """Render every output frame; returns when all are written, raises the first stage error."""
         self.observer.started(self.plan.count - self.outputs.start)
-        if not self.units:
+        if not self.ranges:
             self.observer.finished()
             return
         self._supervisor.spawn("preload", self.preloader.run)
@@ -109,50 +137,48 @@ class SegmentRenderer:
 
     def _take(self) -> tuple[int, int] | None:
         with self._lock:
-            if self._next == len(self.units):
+            if self._next == len(self.ranges):
                 return None
             self._next += 1
-            return self.units[self._next - 1]
+            return self.ranges[self._next - 1]
+
+    def _finished_piece(self, segment: int) -> bool:
+        """Count one more finished piece of ``segment``; True when it was the last."""
+        with self._lock:
+            self._left[segment] -= 1
+            return self._left[segment] == 0
 
     def _lane(self, model: Model) -> None:
         chunk = self.preloader.acquire(0)
         buffers = _Buffers(self.plan, model, self.batch, self.outputs.video is not None)
-        while (unit := self._take()) is not None:
-            part = None
-            if self.outputs.video is not None:
-                part = self._open_part(unit[0])
+        video = self.outputs.video
+        while (taken := self._take()) is not None:
+            segment, piece = taken[0] // SEGMENT_FRAMES, None
             try:
-                self._render(model, chunk, buffers, unit, part)
-                if part is not None:
-                    self._close_part(part, unit[1] - 1)
-            except BaseException:
-                if part is not None:
-                    part.abort()
-                raise
+                if video is not None:
+                    piece = video.piece(segment, taken[0])
+                self._render(model, chunk, buffers, taken, piece)
+                if piece is not None:
+                    with self.tracer.span("write_video", taken[1] - 1):
+                        piece.close()
+                    piece = None
+                if self._finished_piece(segment) and video is not None:
+                    video.join_pieces(segment, self._pieces[segment])
+            except (OutputError, OSError) as exc:
+                raise StageError("write", f"frame {taken[0]}", exc) from exc
+            finally:
+                if piece is not None:
+                    piece.abort()  # a failed or stopped piece leaves no file
 
-    def _open_part(self, first: int) -> VideoSink:
-        assert self.outputs.video is not None
-        try:
-            return self.outputs.video.part(first // SEGMENT_FRAMES)
-        except (OutputError, OSError) as exc:
-            raise StageError("write", f"frame {first}", exc) from exc
-
-    def _close_part(self, part: VideoSink, last: int) -> None:
-        try:
-            with self.tracer.span("write_video", last):
-                part.close()
-        except (OutputError, OSError) as exc:
-            raise StageError("write", f"frame {last}", exc) from exc
-
-    def _render(self, model: Model, chunk: Chunk, buffers: _Buffers, unit: tuple[int, int],
-                part: VideoSink | None) -> None:
-        """Render output frames ``unit`` in order: the frames with a rectangle ``batch`` to a model call, each
+    def _render(self, model: Model, chunk: Chunk, buffers: _Buffers, taken: tuple[int, int],
+                piece: VideoSink | None) -> None:
+        """Render output frames ``taken`` in order: the frames with a rectangle ``batch`` to a model call, each
         pass-through frame once the frames before it are out."""
         plan, spec, stop = self.plan, self.plan.job.model, self.stop
         window = plan.job.features.window if plan.job.features is not None else 0
         waiting: _Waiting = []  # index, when begun, frame, crop and rectangle of each
         loaded = 0
-        for i in range(*unit):
+        for i in range(*taken):
             if stop.is_set():
                 raise Stopped
             if plan.features is not None and i % RELEASE_FEATURES == 0:
@@ -165,8 +191,8 @@ class SegmentRenderer:
             assert frame is not None  # loaded() said so
             rect = plan.rects.get(t)
             if rect is None:
-                self._flush(model, buffers, waiting, part)
-                self._finish(i, born, frame, part, buffers)
+                self._flush(model, buffers, waiting, piece)
+                self._finish(i, born, frame, piece, buffers)
                 continue
             crop = chunk.crops[t]
             try:
@@ -180,10 +206,10 @@ class SegmentRenderer:
                 raise StageError("prepare", f"frame {i}", exc) from exc
             waiting.append((i, born, frame, crop, rect))
             if len(waiting) == self.batch:
-                self._flush(model, buffers, waiting, part)
-        self._flush(model, buffers, waiting, part)
+                self._flush(model, buffers, waiting, piece)
+        self._flush(model, buffers, waiting, piece)
 
-    def _flush(self, model: Model, buffers: _Buffers, waiting: _Waiting, part: VideoSink | None) -> None:
+    def _flush(self, model: Model, buffers: _Buffers, waiting: _Waiting, piece: VideoSink | None) -> None:
         """Infer the waiting frames in one call, then composite, save and encode each."""
         if not waiting:
             return
@@ -201,19 +227,19 @@ class SegmentRenderer:
                     out = composite(frame, crop, prediction, rect, job.model, job.composite, out=buffers.frame)
             except Exception as exc:
                 raise StageError("composite", f"frame {i}", exc) from exc
-            self._finish(i, born, out, part, buffers)
+            self._finish(i, born, out, piece, buffers)
         waiting.clear()
 
-    def _finish(self, i: int, born: float, frame: np.ndarray, part: VideoSink | None, buffers: _Buffers) -> None:
+    def _finish(self, i: int, born: float, frame: np.ndarray, piece: VideoSink | None, buffers: _Buffers) -> None:
         """Save frame ``i`` as an image and encode it, as the job asks."""
         try:
             if self.outputs.images is not None:
                 with self.tracer.span("write_image", i):
                     self.outputs.images.write(i, frame)
-            if part is not None:
+            if piece is not None:
                 assert buffers.i420 is not None
                 with self.tracer.span("write_video", i):
-                    part.write_converted(convert_frame(frame, part.width, part.height, buffers.i420))
+                    piece.write_converted(convert_frame(frame, piece.width, piece.height, buffers.i420))
         except Exception as exc:
             raise StageError("write", f"frame {i}", exc) from exc
         self.tracer.add("latency", born, time.perf_counter(), i)

@@ -15,7 +15,7 @@ import os
 import queue
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -144,14 +144,33 @@ class SegmentedVideoSink:
         last = self.frames is not None and number == (self.frames - 1) // self.segment
         return 0 if last else 1
 
-    def part(self, number: int) -> VideoSink:
-        """A fresh encoder for segment ``number`` alone, for a caller that renders whole segments on several
-        threads (one encoder each, on :meth:`x264_threads`); closing it finishes and keeps the segment, and
-        :meth:`close` joins every segment. Not for a sink with encoder threads of its own."""
+    def piece(self, number: int, start: int) -> VideoSink:
+        """A fresh encoder for the frames of segment ``number`` from output frame ``start`` on, for a caller that
+        renders whole segments on several threads (one encoder each, on :meth:`x264_threads`). Closing it keeps
+        the piece, a hidden file that no resume counts; :meth:`join_pieces` makes the segment of its pieces. Not
+        for a sink with encoder threads of its own."""
         if self._threads is not None:
             raise ValueError("a sink with encoder threads takes its frames in order through write")
-        return VideoSink(part_path(self.folder, number), self.fps, self.width, self.height, crf=self.crf,
+        return VideoSink(self._piece_path(number, start), self.fps, self.width, self.height, crf=self.crf,
                          preset=self.preset, threads=self.x264_threads(number))
+
+    def join_pieces(self, number: int, starts: Sequence[int]) -> None:
+        """Make segment ``number`` of its finished pieces, which begin at output frames ``starts`` (in order):
+        one piece is renamed into place, several are joined by copying their packets."""
+        pieces = [self._piece_path(number, start) for start in starts]
+        target = part_path(self.folder, number)
+        if len(pieces) == 1:
+            try:
+                os.replace(pieces[0], target)
+            except OSError as exc:
+                raise OutputError(f"{target}: cannot keep the segment: {exc.strerror or exc}") from exc
+            return
+        _join(pieces, target, self.fps, None)
+        for piece in pieces:
+            piece.unlink(missing_ok=True)
+
+    def _piece_path(self, number: int, start: int) -> Path:
+        return self.folder / f".piece-{number:06d}-{start:09d}.mp4"
 
     def write(self, frame: np.ndarray) -> None:
         """Encode the next frame (BGR); a segment that fills up is finished and kept."""

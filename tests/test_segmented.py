@@ -17,10 +17,20 @@ from composer.pipeline import render
 from composer.plan import segment_mode
 from composer.reference import render_reference
 from composer.resume import SEGMENT_FRAMES
-from composer.segmented import segment_units
+from composer.segmented import segment_ranges, segment_units
 from tests.conftest import job_factory, read_folder
 
 OUTPUTS = 2 * SEGMENT_FRAMES + 30  # three segments, the last one short
+
+
+def test_ranges_cut_only_the_last_segments_and_not_by_where_a_run_starts():
+    assert segment_ranges(0, 1000, 2) == segment_units(0, 1000)  # 10 segments: 5 a lane
+    assert segment_ranges(0, 250, 2)[-2:] == [(200, 225), (225, 250)]
+    assert segment_ranges(0, 300, 2)[-2:] == [(200, 250), (250, 300)]
+    assert segment_ranges(100, 300, 2) == [(100, 200), (200, 250), (250, 300)]  # resumed: the same pieces
+    assert segment_ranges(0, 500, 3)[-4:] == [(300, 366), (366, 400), (400, 433), (433, 500)]
+    assert segment_ranges(0, 210, 2)[-1] == (200, 210)  # 10 frames: too few to cut
+    assert segment_ranges(0, 230, 1) == segment_units(0, 230)
 
 
 def test_units_end_on_segment_boundaries_wherever_the_run_starts():
@@ -59,18 +69,33 @@ def _decode(path: Path) -> list[np.ndarray]:
         return [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
 
 
+def _video(job_file: Path, video: Path, **run: object) -> list[np.ndarray]:
+    render(load_job(job_file, {"output": {"frames": "", "video": str(video), "preset": "ultrafast"},
+                               "run": {"encoder_threads": 1, **run}}))
+    assert not list(video.parent.glob(".*.parts")), "the segments were not cleaned up"
+    return _decode(video)
+
+
 def test_video_matches_the_pipelines(long_job, tmp_path):
-    """Each segment is encoded alone in both renderers: on one x264 thread each, the videos decode the same."""
+    """One lane encodes whole segments, as the pipeline does: on one x264 thread each, the videos decode the same."""
     job_file, _ = long_job
-    videos = {}
-    for mode in ("segments", "pipeline"):
-        video = tmp_path / f"{mode}.mp4"
-        render(load_job(job_file, {"output": {"frames": "", "video": str(video), "preset": "ultrafast"},
-                                   "run": {"mode": mode, "encoder_threads": 1}}))
-        videos[mode] = _decode(video)
-        assert not list(tmp_path.glob(".*.parts")), "the segments were not cleaned up"
-    assert len(videos["segments"]) == OUTPUTS
-    _assert_same(videos["pipeline"], videos["segments"])
+    segments = _video(job_file, tmp_path / "segments.mp4", mode="segments", lanes=1)
+    assert len(segments) == OUTPUTS
+    _assert_same(_video(job_file, tmp_path / "pipeline.mp4", mode="pipeline"), segments)
+
+
+def test_the_last_segment_cut_between_lanes_is_joined_the_same_every_time(long_job, tmp_path):
+    """Two lanes cut the last, 30-frame segment in two pieces, encoded apart and joined: every frame is there,
+    the same in every run, and differs from the whole segment's encode only as x264 does (a fresh keyframe)."""
+    job_file, _ = long_job
+    assert segment_ranges(0, OUTPUTS, 2)[-2:] == [(200, 215), (215, 230)]
+    first = _video(job_file, tmp_path / "a.mp4", mode="segments", lanes=2)
+    assert len(first) == OUTPUTS
+    _assert_same(first, _video(job_file, tmp_path / "b.mp4", mode="segments", lanes=2))
+    whole = _video(job_file, tmp_path / "whole.mp4", mode="segments", lanes=1)
+    _assert_same(whole[:200], first[:200])
+    error = np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(whole[200:], first[200:])])
+    assert 0 < error < 8, error
 
 
 def test_resume_after_a_failure_mid_run_is_identical(long_job, tmp_path, monkeypatch):
