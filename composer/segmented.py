@@ -55,41 +55,24 @@ def segment_units(start: int, count: int, segment: int = SEGMENT_FRAMES) -> list
 def segment_ranges(start: int, count: int, lanes: int, segment: int = SEGMENT_FRAMES) -> list[tuple[int, int]]:
     """The ranges of output frames ``start .. count-1`` that the lanes take in turn, each within one segment.
 
-    Whole segments, except where the lanes would otherwise end one after the other; those segments' frames are
-    cut into ``lanes`` ranges of equal length (and at the segments' ends), when that gives each lane at least
-    :data:`MIN_SPLIT` frames:
-
-    - the job's last ``segments % lanes`` segments, so that the lanes finish together instead of one rendering
-      the last segment alone (a 250-frame job is 3 segments);
-    - every segment of a job of at most ``2 * lanes`` segments. In a short job the template is still being
-      decoded while it renders, and a lane cannot start a segment before the template frames it needs are in:
-      given whole segments, the lane with the second segment of a 200-frame ping-pong job (template frames 98
-      down to 0) waited for the whole template and then rendered its 100 frames alone.
-
-    A segment of several ranges is encoded in pieces and joined. The cuts depend on the job's length and the
-    lanes only, not on ``start``: a resumed run encodes the pieces an uninterrupted one does.
+    Whole segments, except the job's last ``segments % lanes`` segments (when they hold at least
+    :data:`MIN_SPLIT` frames a lane): their frames are cut into ``lanes`` ranges of equal length (and at the
+    segments' ends), so that the lanes finish together instead of one rendering the last segment alone (a
+    250-frame job is 3 segments). A segment of several ranges is encoded in pieces and joined. The cuts depend
+    on the job's length and the lanes only, not on ``start``: a resumed run encodes the pieces an uninterrupted
+    one does.
     """
     whole = segment_units(0, count, segment)
-    if lanes == 1:
-        ranges = whole
-    elif len(whole) <= 2 * lanes:
-        ranges = [piece for a, b in whole for piece in _cut(a, b, lanes, ())]
-    else:
-        tail = whole[len(whole) - len(whole) % lanes:]
-        ranges = whole[: len(whole) - len(tail)]
-        if tail:
-            ranges += _cut(tail[0][0], count, lanes, [b for _, b in tail])
+    tail = len(whole) % lanes
+    ranges = whole
+    if tail:
+        first = whole[-tail][0]
+        frames = count - first
+        if frames >= MIN_SPLIT * lanes:
+            cuts = {first + frames * k // lanes for k in range(lanes + 1)} | {b for _, b in whole[-tail:]}
+            edges = sorted(cuts)
+            ranges = whole[:-tail] + list(zip(edges, edges[1:]))
     return [(max(a, start), b) for a, b in ranges if b > start]
-
-
-def _cut(first: int, stop: int, parts: int, ends: Sequence[int]) -> list[tuple[int, int]]:
-    """Frames ``first .. stop-1`` in ``parts`` ranges of equal length, also cut at ``ends``; in one range when a
-    part would hold fewer than :data:`MIN_SPLIT` frames."""
-    if (stop - first) // parts < MIN_SPLIT:
-        edges = sorted({first, stop, *ends})
-    else:
-        edges = sorted({first + (stop - first) * k // parts for k in range(parts + 1)} | set(ends))
-    return list(zip(edges, edges[1:]))
 
 
 class _Buffers:
