@@ -5,16 +5,17 @@
     [preloader] --the whole template--> [lane 0]: segment 0, 2, ... -> images, part-000000.mp4, ...
                                         [lane 1]: segment 1, 3, ... -> images, part-000001.mp4, ...
 
-A lane takes the next unrendered segment of :data:`~composer.resume.SEGMENT_FRAMES` output frames and does for
-each frame what the reference loop does: crop, infer (``batch`` frames a call), composite, save the image and
-encode it into the segment's own x264. No frame changes threads, so nothing waits on a queue and each frame's
-data stays in one core's cache. On a CPU this is what two copies of the sequential loop do, and it was
-faster than the pipeline on every benchmark job (README, "Defaults"); :func:`composer.plan.segment_mode`
-chooses between the two.
+A lane takes the next range of output frames (:func:`segment_ranges`: whole segments of
+:data:`~composer.resume.SEGMENT_FRAMES` frames, the job's last ones cut between the lanes) and does for each
+frame what the reference loop does: crop, infer (``batch`` frames a call), composite, save the image and encode
+it into the range's own x264. No frame changes threads, so nothing waits on a queue and each frame's data stays
+in one core's cache: on a CPU this is what one copy of the sequential loop per core does.
+:func:`composer.plan.segment_mode` chooses between this renderer and the pipeline (README, "Defaults").
 
-It needs the whole template in the cache, since two lanes work a segment apart; a template that does not fit
-is rendered by the pipeline. The first error stops every lane through the run's one stop event and is re-raised
-once all are joined; a segment a lane was encoding is dropped, and every finished one is kept for ``--resume``.
+It needs the whole template in the cache, since the lanes work a segment or more apart; a template that does
+not fit is rendered by the pipeline. The first error stops every lane through the run's one stop event and is
+re-raised once all are joined; a piece a lane was encoding is dropped, and every finished segment is kept for
+``--resume``.
 """
 
 from __future__ import annotations
