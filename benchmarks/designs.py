@@ -44,11 +44,8 @@ from composer.plan import (
     DEFAULT_FPS,
     ModelLayout,
     Plan,
-    default_layout,
     open_plan,
-    segment_layout,
-    segment_mode,
-    wanted_batch,
+    renders_segments,
 )
 from composer.prepare import crop_region, model_image
 from composer.rects import Rects, load_rects
@@ -98,7 +95,7 @@ def load_inputs(job: Job, frames: int | None = None) -> Inputs:
     with open_plan(job) as plan:
         model = plan.open_model()
         schedule = plan.schedule if frames is None else plan.schedule[:frames]
-        lanes = plan.open_segment_lanes() if segment_mode(job) else plan.open_lanes()
+        lanes = plan.open_render_lanes()
         warm_up(lanes, job)  # as composer run does before its clock starts
         return Inputs(job, plan.rects, plan.features, np.array(schedule), model, plan.source.count, tuple(lanes))
 
@@ -290,7 +287,7 @@ def processor(inputs: Inputs, save: Save) -> None:
         plan = Plan(inputs.job, source, inputs.rects, inputs.features, inputs.schedule, DEFAULT_FPS)
         settings = Settings.resolve(inputs.job, plan, inputs.lanes[0], len(inputs.lanes))
         outputs = Outputs(images=_SaveSink(save), video=None)  # type: ignore[arg-type]
-        if segment_mode(inputs.job) and settings.chunk >= source.count:  # as composer.render chooses
+        if renders_segments(inputs.job, settings.chunk, source.count):  # as composer.render chooses
             SegmentRenderer(plan, inputs.lanes, outputs, settings.batch).run()
         else:
             Pipeline(plan, inputs.lanes, outputs, settings).run()
@@ -312,14 +309,12 @@ def label(name: str, job: Job | None = None, layout: ModelLayout | None = None) 
     if name == "composer":
         run = ""
         if job is not None:
-            if segment_mode(job):
-                lanes, threads = segment_layout(job)
-                run = (f" (segments: batch {wanted_batch(job, False)}, {lanes} lanes x {threads} "
-                       f"thread{'s' * (threads > 1)})")
+            point = default_point(job, layout)  # the segment renderer's, or the pipeline's with its model layout
+            model = ModelLayout(point.lanes, point.threads, False).text()
+            if point.mode == "segments":
+                run = f" (segments: batch {point.batch}, {model})"
             else:
-                layout = layout or default_layout(job)
-                point = default_point(job, layout)
-                run = f" (pipeline: batch {point.batch}, {point.workers} workers, model {layout.text()})"
+                run = f" (pipeline: batch {point.batch}, {point.workers} workers, model {model})"
         return f"composer{run}"
     return {
         "reference": "reference loop (sequential, RAM)",

@@ -48,11 +48,11 @@ from composer.plan import (
     encoder_layout,
     lanes_layout,
     open_plan,
+    renders_segments,
     run_batch,
     run_workers,
     segment_encoders,
     segment_mode,
-    segment_video_text,
     zero_batch,
 )
 from composer.preload import Preloader, chunk_size, frame_bytes, plan_visits
@@ -463,18 +463,17 @@ def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None
     """
     memory = PeakMemory()
     with open_plan(job) as plan:
-        segments = segment_mode(job)
-        lanes = plan.open_segment_lanes() if segments else plan.open_lanes()
+        lanes = plan.open_render_lanes()
         warm_up(lanes, job)
         settings = Settings.resolve(job, plan, lanes[0], len(lanes), held=psutil.Process().memory_info().rss)
         cached = settings.chunk * frame_bytes(plan.source.width, plan.source.height, job.model.crop)
         log.info("cache: %d of %d template frames per chunk (%d MB%s)", settings.chunk, plan.source.count,
                  cached // 10**6, "" if settings.chunk >= plan.source.count else " per slot, two slots")
-        if segments and settings.chunk < plan.source.count:
+        segments = renders_segments(job, settings.chunk, plan.source.count)
+        if segment_mode(job) and not segments:
             (log.warning if job.run.mode == "segments" else log.info)(
                 "run.mode: the segment renderer needs all %d template frames cached, the memory allows %d; "
                 "rendering with the pipeline", plan.source.count, settings.chunk)
-            segments = False
         layout = segment_encoders(job) if segments else encoder_layout(job)
         if segments:
             log.info("segments: %s, batch %d, each lane rendering whole %d-frame segments",
@@ -483,8 +482,7 @@ def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None
             log.info("pipeline: model %s, batch %d; %d composite workers", lanes_layout(lanes).text(),
                      settings.batch, settings.workers)
         if job.output.video is not None:
-            log.info("video: %s, %d-frame segments", segment_video_text(layout.threads) if segments else layout.text(),
-                     SEGMENT_FRAMES)
+            log.info("video: %s, %d-frame segments", layout.text(), SEGMENT_FRAMES)
         began = time.perf_counter()
         run = Supervisor()  # one stop event and one first error for the processor's and the outputs' threads
         with one_opencv_thread(), open_outputs(plan, resume, run, layout) as outputs:

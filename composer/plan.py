@@ -74,6 +74,11 @@ class Plan:
         lanes, threads = segment_layout(self.job)
         return [self.open_model(threads) for _ in range(lanes)]
 
+    def open_render_lanes(self) -> list[Model]:
+        """The sessions a render opens: the segment renderer's where :func:`segment_mode` picks it, else the
+        pipeline's (:meth:`open_lanes`)."""
+        return self.open_segment_lanes() if segment_mode(self.job) else self.open_lanes()
+
     def choose_layout(self, probe: Model | None = None) -> tuple[ModelLayout, Model | None]:
         """The model layout a render of this plan uses, and the one-thread session it measured, if any.
 
@@ -197,6 +202,12 @@ def segment_mode(job: Job) -> bool:
     return job.run.mode == "segments"
 
 
+def renders_segments(job: Job, chunk: int, frames: int) -> bool:
+    """Whether a render of ``job`` runs the segment renderer, with ``chunk`` of the template's ``frames`` frames
+    cached: where :func:`segment_mode` picks it and the whole template fits (else the pipeline renders)."""
+    return segment_mode(job) and chunk >= frames
+
+
 def segment_layout(job: Job) -> tuple[int, int]:
     """The segment renderer's lanes and intra-op threads each: ``[run] lanes`` (else one per usable core) and
     ``[run] threads`` (else one: the lanes already fill the cores)."""
@@ -256,8 +267,12 @@ class EncoderLayout:
 
     encoders: int
     threads: int | None  # 0: x264's own choice; None: 1, and x264's own for the last segment
+    per_lane: bool = False  # the segment renderer's: an x264 in each lane, on the range it renders
 
     def text(self) -> str:
+        if self.per_lane:
+            return ("an x264 per lane, on x264's threads" if not self.threads else
+                    f"an x264 per lane, {self.threads} thread{'s' * (self.threads > 1)} each")
         if self.threads is None:
             threads = "1 thread (x264's own for the last segment)"
         elif self.threads:
@@ -288,14 +303,7 @@ def segment_encoders(job: Job) -> EncoderLayout:
     """The segment renderer's video encoding: one x264 per lane, each on the segment it renders, on
     ``[run] encoder_threads`` (else one thread: the lanes already fill the cores)."""
     threads = job.run.encoder_threads
-    return EncoderLayout(1, 1 if threads is None else threads)
-
-
-def segment_video_text(threads: int | None) -> str:
-    """How the segment renderer encodes, in words, for x264 on ``threads`` threads (0: its own choice)."""
-    if not threads:
-        return "an x264 per lane, on x264's threads"
-    return f"an x264 per lane, {threads} thread{'s' * (threads > 1)} each"
+    return EncoderLayout(1, 1 if threads is None else threads, per_lane=True)
 
 
 @contextlib.contextmanager

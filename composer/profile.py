@@ -55,11 +55,10 @@ from composer.model import Model
 from composer.plan import (
     encoder_layout,
     open_plan,
+    renders_segments,
     run_batch,
     segment_encoders,
     segment_layout,
-    segment_mode,
-    segment_video_text,
     usable_cores,
 )
 from composer.preload import frame_bytes
@@ -610,19 +609,17 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None, describe: 
             return Measurement(n, len(needed), (width, height), model.provider, tuple(stages), seconds=seconds)
         settings = Settings.resolve(job, plan, model)
         memory = Memory(width, height, spec.crop, spec.window, settings.chunk, plan.source.count)
-        segments = segment_mode(job) and settings.chunk >= plan.source.count  # as a render chooses
+        segments = renders_segments(job, settings.chunk, plan.source.count)  # as a render chooses
         if segments:
-            lanes, threads = segment_layout(job)
-            run = {"mode": "segments", "batch": settings.batch, "workers": 0, "lanes": lanes, "threads": threads,
-                   "chunk": settings.chunk}
+            (lanes, threads), workers = segment_layout(job), 0
         else:
             layout = plan.choose_layout(probe=model)[0]  # the model measured above, on one thread
-            run = {"mode": "pipeline", "batch": settings.batch, "workers": settings.workers, "lanes": layout.lanes,
-                   "threads": layout.threads, "chunk": settings.chunk}
+            (lanes, threads), workers = (layout.lanes, layout.threads), settings.workers
+        run = {"mode": "segments" if segments else "pipeline", "batch": settings.batch, "workers": workers,
+               "lanes": lanes, "threads": threads, "chunk": settings.chunk}
         if output.video is not None:
             encoders = segment_encoders(job) if segments else encoder_layout(job)
-            text = segment_video_text(encoders.threads) if segments else encoders.text()
-            run |= {"encoders": encoders.encoders, "encoder_threads": encoders.threads, "video": text}
+            run |= {"encoders": encoders.encoders, "encoder_threads": encoders.threads, "video": encoders.text()}
         return Measurement(n, len(needed), (width, height), model.provider, tuple(stages), memory, run, seconds)
 
 
