@@ -206,6 +206,11 @@ class Preloader:
                      self.stop)
             return self.size if self._ready >= v else self._loaded
 
+    def is_loaded(self, v: int, local: int) -> bool:
+        """Whether frame ``local`` of visit ``v``'s chunk is in, without waiting."""
+        with self._cond:
+            return self._ready >= v or (self._filling == v and self._loaded > local)
+
     def release(self, v: int) -> None:
         """Every output frame of visits ``0 .. v`` is finished with its cached frames."""
         with self._cond:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from pathlib import Path
 
 import av
@@ -96,6 +98,64 @@ def test_the_last_segment_cut_between_lanes_is_joined_the_same_every_time(long_j
     _assert_same(whole[:200], first[:200])
     error = np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(whole[200:], first[200:])])
     assert 0 < error < 8, error
+
+
+def _slow_lane(monkeypatch, fail_helping: bool = False) -> dict[int, set[str]]:
+    """Make the lane that finishes a frame first take 10 ms more a frame, so that the other runs out of ranges
+    and helps it. Returns, for each range (by its first frame), the lanes that rendered its frames, filled in
+    as they go. ``fail_helping``: a lane that renders a frame of a range another lane began fails instead."""
+    from composer import segmented
+
+    original, lock = segmented.SegmentRenderer._finish, threading.Lock()
+    starts = [a for a, _ in segment_ranges(0, OUTPUTS, 2)]
+    lanes: dict[int, set[str]] = {}
+    began: dict[int, str] = {}
+    slow: list[str] = []
+
+    def finish(self, i, *args, **kwargs):
+        lane = threading.current_thread().name
+        first = max(a for a in starts if a <= i)
+        with lock:
+            slow[:] = slow or [lane]
+            lanes.setdefault(first, set()).add(lane)
+            helping = began.setdefault(first, lane) != lane
+        if fail_helping and helping:
+            raise StageError("write", f"frame {i}", RuntimeError("a helping lane broke"))
+        if lane == slow[0]:
+            time.sleep(0.01)
+        return original(self, i, *args, **kwargs)
+
+    monkeypatch.setattr(segmented.SegmentRenderer, "_finish", finish)
+    return lanes
+
+
+def test_an_idle_lane_helps_and_the_frames_and_video_stay_the_same(long_job, tmp_path, monkeypatch):
+    """A lane with no range left renders frames of another's; the images match the reference and the video
+    decodes as one rendered without help does."""
+    job_file, expected = long_job
+    plain = _video(job_file, tmp_path / "plain.mp4", mode="segments", lanes=2)
+    lanes = _slow_lane(monkeypatch)
+    job = load_job(job_file, {"output": {"frames": str(tmp_path / "out"), "video": str(tmp_path / "helped.mp4"),
+                                         "preset": "ultrafast"},
+                              "run": {"mode": "segments", "lanes": 2, "encoder_threads": 1, "batch": 3}})
+    assert render(job).frames == OUTPUTS
+    assert any(len(names) == 2 for names in lanes.values()), lanes
+    _assert_same(expected, read_folder(tmp_path / "out"))
+    _assert_same(plain, _decode(tmp_path / "helped.mp4"))
+
+
+@pytest.mark.parametrize("video", [False, True])
+def test_a_helping_lane_that_fails_ends_the_run_promptly(long_job, tmp_path, monkeypatch, video):
+    job_file, _ = long_job
+    _slow_lane(monkeypatch, fail_helping=True)
+    output = {"frames": str(tmp_path / "out"), "video": str(tmp_path / "v.mp4") if video else ""}
+    job = load_job(job_file, {"output": output, "run": {"mode": "segments", "lanes": 2}})
+    began = time.perf_counter()
+    with pytest.raises(StageError, match="write failed at frame"):
+        render(job)
+    assert time.perf_counter() - began < 30  # a hang, not a speed: the render alone takes about 2 s
+    assert not (tmp_path / "v.mp4").exists()
+    assert not [t for t in threading.enumerate() if t.name.startswith("composer-") and t.is_alive()]
 
 
 def test_resume_after_a_failure_mid_run_is_identical(long_job, tmp_path, monkeypatch):
