@@ -279,9 +279,15 @@ class SegmentRenderer:
                         self._taken.remove(taken)
                         self._cond.notify_all()
                         return
-                    helping = None if self._ready(taken.front) else self._claim_elsewhere(taken)
+                    ready = self._ready(taken.front)
+                    helping = None if ready else self._claim_elsewhere(taken)
                     if helping is not None:
                         action = "help"
+                    elif not ready:  # nothing decoded to render, here or elsewhere
+                        if self.stop.is_set():
+                            raise Stopped
+                        self._cond.wait(HELP_POLL)
+                        continue
                     else:  # this lane's own next frames, encoded as they are rendered
                         head = _Claim(taken.front, min(taken.front + self.batch, taken.stop))
                         taken.front = head.stop
