@@ -19,6 +19,7 @@ from composer.pipeline import render
 from composer.plan import segment_mode
 from composer.reference import render_reference
 from composer.resume import SEGMENT_FRAMES
+from composer.schedule import template_index
 from composer.segmented import segment_ranges, segment_units
 from tests.conftest import job_factory, read_folder
 
@@ -142,6 +143,39 @@ def test_an_idle_lane_helps_and_the_frames_and_video_stay_the_same(long_job, tmp
     assert any(len(names) == 2 for names in lanes.values()), lanes
     _assert_same(expected, read_folder(tmp_path / "out"))
     _assert_same(plain, _decode(tmp_path / "helped.mp4"))
+
+
+def test_a_lane_whose_template_frames_are_not_decoded_yet_helps_meanwhile(long_job, tmp_path, monkeypatch):
+    """The second range starts at template frame 4: while frame 4 decodes (held back 0.5 s here), the lane that
+    took it renders frames of the first range whose template frames are in (outputs 0-3), instead of waiting."""
+    from composer import segmented
+    from composer.sources import FolderSource
+
+    job_file, expected = long_job
+    decode = FolderSource.frames
+
+    def frames(self, start=0, stop=None):
+        for t, frame in enumerate(decode(self, start, stop), start):
+            if t == 4:
+                time.sleep(0.5)
+            yield frame
+
+    finish, lanes, lock = segmented.SegmentRenderer._finish, {}, threading.Lock()
+
+    def slow_finish(self, i, *args, **kwargs):
+        with lock:
+            lanes[i] = threading.current_thread().name
+        time.sleep(0.02)  # both lanes: four frames outlast the helper's look every 5 ms
+        return finish(self, i, *args, **kwargs)
+
+    monkeypatch.setattr(FolderSource, "frames", frames)
+    monkeypatch.setattr(segmented.SegmentRenderer, "_finish", slow_finish)
+    job = load_job(job_file, {"output": {"frames": str(tmp_path / "out")},
+                              "run": {"mode": "segments", "lanes": 2, "batch": 1}})
+    assert template_index(100, 9, "pingpong") == 4  # the second range's first frame
+    render(job)
+    assert len({lanes[i] for i in range(4)}) == 2, lanes
+    _assert_same(expected, read_folder(tmp_path / "out"))
 
 
 @pytest.mark.parametrize("video", [False, True])
