@@ -202,14 +202,16 @@ class Preloader:
     def loaded(self, v: int, local: int) -> int:
         """Wait until frame ``local`` of visit ``v``'s chunk is in; return how many of its frames are in."""
         with self._cond:
-            wait_for(self._cond, lambda: self._ready >= v or (self._filling == v and self._loaded > local),
-                     self.stop)
+            wait_for(self._cond, lambda: self._has(v, local), self.stop)
             return self.size if self._ready >= v else self._loaded
 
     def is_loaded(self, v: int, local: int) -> bool:
         """Whether frame ``local`` of visit ``v``'s chunk is in, without waiting."""
         with self._cond:
-            return self._ready >= v or (self._filling == v and self._loaded > local)
+            return self._has(v, local)
+
+    def _has(self, v: int, local: int) -> bool:
+        return self._ready >= v or (self._filling == v and self._loaded > local)
 
     def release(self, v: int) -> None:
         """Every output frame of visits ``0 .. v`` is finished with its cached frames."""

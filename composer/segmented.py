@@ -31,7 +31,7 @@ import functools
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -45,7 +45,7 @@ from composer.plan import Plan
 from composer.preload import Chunk, Preloader, Visit
 from composer.prepare import fill_image, image_channels
 from composer.resume import SEGMENT_FRAMES
-from composer.threads import Stopped, Supervisor
+from composer.threads import Stopped, Supervisor, wait_for
 from composer.trace import NullTracer
 from composer.writers import VideoSink, convert_frame, converted_shape
 
@@ -53,6 +53,7 @@ MIN_SPLIT = 8  # frames a lane at least, for the last segments to be cut between
 SPARE_FRAMES = 4  # converted frames rendered ahead of their encoder, per frame of batch (1.4 MB each at 1280x720)
 HELP_POLL = 0.005  # seconds an idle lane waits before it looks again for decoded frames to help with
 RELEASE_FEATURES = 500  # output frames between releases of the features file's pages (flat memory)
+_Step = tuple[str, "_Claim | None"]  # what a lane does next: "encode", "render" or "help" a claim; "done"
 _Waiting = list[tuple[int, float, np.ndarray, np.ndarray, tuple[int, int, int, int]]]  # frames for the next model call
 
 
@@ -146,7 +147,7 @@ class SegmentRenderer:
         self.observer = observer or NullObserver()
         self.tracer = tracer or NullTracer()
         self.ranges = segment_ranges(outputs.start, plan.count, len(lanes))
-        self._next = 0  # the next range a lane takes
+        self._next_range = 0  # the next range a lane takes
         self._taken: list[_Taken] = []  # ranges taken and not finished
         self._pieces: dict[int, list[int]] = {}  # segment -> first frames of its ranges (its video's pieces)
         for first, _ in self.ranges:
@@ -195,15 +196,21 @@ class SegmentRenderer:
             finally:
                 if piece is not None:
                     piece.abort()  # a failed or stopped piece leaves no file
-        while (helping := self._wait_for_help()) is not None:
-            self._help(model, chunk, buffers, helping)
+        while (step := self._next(self._help_step))[0] == "help":
+            self._help(model, chunk, buffers, step[1])
+
+    def _next(self, step: Callable[[], _Step | None]) -> _Step:
+        """Wait until ``step`` (called with ``_cond`` held) has something for this lane to do, and return it.
+        Decoding is not notified here, so the wait looks again every :data:`HELP_POLL` seconds."""
+        with self._cond:
+            return wait_for(self._cond, step, self.stop, HELP_POLL)
 
     def _take(self) -> _Taken | None:
         with self._cond:
-            if self._next == len(self.ranges):
+            if self._next_range == len(self.ranges):
                 return None
-            self._next += 1
-            taken = _Taken(*self.ranges[self._next - 1])
+            self._next_range += 1
+            taken = _Taken(*self.ranges[self._next_range - 1])
             self._taken.append(taken)
             return taken
 
@@ -233,84 +240,59 @@ class SegmentRenderer:
             taken.claims.append(claim)
         return claim
 
-    def _claim_elsewhere(self, mine: _Taken | None) -> tuple[_Taken, _Claim] | None:
+    def _claim_elsewhere(self, mine: _Taken | None) -> _Claim | None:
         """Claim frames of the taken range (not ``mine``) with the most left unclaimed. ``_cond`` held."""
         others = sorted((t for t in self._taken if t is not mine and t.front < t.stop),
                         key=lambda t: t.front - t.stop)
-        for other in others:
-            claim = self._claim(other)
-            if claim is not None:
-                return other, claim
-        return None
+        return next((claim for other in others if (claim := self._claim(other)) is not None), None)
 
-    def _wait_for_help(self) -> tuple[_Taken, _Claim] | None:
-        """Wait until another lane's range has frames to help with; None once every frame is claimed."""
-        with self._cond:
-            while True:
-                if self.stop.is_set():
-                    raise Stopped
-                if all(t.front == t.stop for t in self._taken):
-                    return None
-                helping = self._claim_elsewhere(None)
-                if helping is not None:
-                    return helping
-                self._cond.wait(HELP_POLL)
+    def _help_step(self) -> _Step | None:
+        """A lane with no range left: help another, or stop once every frame is claimed. ``_cond`` held."""
+        if all(t.front == t.stop for t in self._taken):
+            return "done", None
+        claim = self._claim_elsewhere(None)
+        return ("help", claim) if claim is not None else None
 
-    def _help(self, model: Model, chunk: Chunk, buffers: _Buffers, helping: tuple[_Taken, _Claim]) -> None:
-        """Render a claim of another lane's range, for that lane to encode."""
-        _, claim = helping
-        self._render(model, chunk, buffers, (claim.first, claim.stop), None, claim)
+    def _own_step(self, taken: _Taken) -> _Step | None:
+        """What the lane of ``taken`` does next (``_cond`` held), None to wait: encode the next frames if a lane
+        rendered them ahead; while another lane renders them, render those after them ahead; else render its
+        own next frames and encode them as they come, or, while those are not decoded, help another lane."""
+        if taken.claims:
+            head = taken.claims[0]
+            if head.done:
+                taken.claims.popleft()
+                return "encode", head
+            ahead = self._claim(taken)
+            return ("help", ahead) if ahead is not None else None
+        if taken.front == taken.stop:
+            self._taken.remove(taken)
+            self._cond.notify_all()
+            return "done", None
+        if self._ready(taken.front):
+            own = _Claim(taken.front, min(taken.front + self.batch, taken.stop))
+            taken.front = own.stop
+            return "render", own
+        claim = self._claim_elsewhere(taken)
+        return ("help", claim) if claim is not None else None
+
+    def _own(self, model: Model, chunk: Chunk, buffers: _Buffers, taken: _Taken, piece: VideoSink | None) -> None:
+        """Render and encode the frames of ``taken`` in order, with the other lanes' help (:meth:`_own_step`)."""
+        while (step := self._next(functools.partial(self._own_step, taken)))[0] != "done":
+            action, claim = step
+            assert claim is not None
+            if action == "encode":
+                self._encode(claim, piece)
+            elif action == "render":
+                self._render(model, chunk, buffers, claim, piece)
+            else:
+                self._help(model, chunk, buffers, claim)
+
+    def _help(self, model: Model, chunk: Chunk, buffers: _Buffers, claim: _Claim) -> None:
+        """Render ``claim`` ahead of its range's encoder, which encodes it once it is done."""
+        self._render(model, chunk, buffers, claim, None)
         with self._cond:
             claim.done = True
             self._cond.notify_all()
-
-    def _own(self, model: Model, chunk: Chunk, buffers: _Buffers, taken: _Taken, piece: VideoSink | None) -> None:
-        """Render and encode the frames of ``taken`` in order, with the other lanes' help: frames another lane
-        rendered are encoded from its spare buffers; while that lane renders the next frames, this one renders
-        those after them; while this range's next frame is not decoded, this lane helps another."""
-        while True:
-            with self._cond:
-                head = taken.claims[0] if taken.claims else None
-                if head is not None and head.done:
-                    taken.claims.popleft()
-                    action = "encode"
-                elif head is None:
-                    if taken.front == taken.stop:
-                        self._taken.remove(taken)
-                        self._cond.notify_all()
-                        return
-                    ready = self._ready(taken.front)
-                    helping = None if ready else self._claim_elsewhere(taken)
-                    if helping is not None:
-                        action = "help"
-                    elif not ready:  # nothing decoded to render, here or elsewhere
-                        if self.stop.is_set():
-                            raise Stopped
-                        self._cond.wait(HELP_POLL)
-                        continue
-                    else:  # this lane's own next frames, encoded as they are rendered
-                        head = _Claim(taken.front, min(taken.front + self.batch, taken.stop))
-                        taken.front = head.stop
-                        action = "render"
-                else:  # another lane renders the next frames: render those after them, if there are any
-                    ahead = self._claim(taken)
-                    if ahead is None:
-                        if self.stop.is_set():
-                            raise Stopped
-                        self._cond.wait(HELP_POLL)
-                        continue
-                    action = "ahead"
-            if action == "encode":
-                assert head is not None
-                self._encode(head, piece)
-            elif action == "help":
-                assert helping is not None
-                self._help(model, chunk, buffers, helping)
-            elif action == "render":
-                assert head is not None
-                self._render(model, chunk, buffers, (head.first, head.stop), piece, None)
-            else:
-                self._help(model, chunk, buffers, (taken, ahead))
 
     def _encode(self, claim: _Claim, piece: VideoSink | None) -> None:
         """Encode the frames of ``claim``, rendered ahead, and give their buffers back."""
@@ -328,16 +310,15 @@ class SegmentRenderer:
                 self.observer.frame_done(i)
             self._cond.notify_all()
 
-    def _render(self, model: Model, chunk: Chunk, buffers: _Buffers, taken: tuple[int, int],
-                piece: VideoSink | None, claim: _Claim | None) -> None:
-        """Render output frames ``taken`` in order: the frames with a rectangle ``batch`` to a model call, each
-        pass-through frame once the frames before it are out. Each is encoded into ``piece``, or converted into
-        a spare buffer of ``claim`` for its range's lane to encode."""
+    def _render(self, model: Model, chunk: Chunk, buffers: _Buffers, claim: _Claim, piece: VideoSink | None) -> None:
+        """Render the frames of ``claim`` in order: the frames with a rectangle ``batch`` to a model call, each
+        pass-through frame once the frames before it are out. Each is encoded into ``piece``; without one (and
+        with a video), converted into a spare buffer of ``claim`` for its range's lane to encode."""
         plan, spec, stop = self.plan, self.plan.job.model, self.stop
         window = plan.job.features.window if plan.job.features is not None else 0
         waiting: _Waiting = []  # index, when begun, frame, crop and rectangle of each
         loaded = 0
-        for i in range(*taken):
+        for i in range(claim.first, claim.stop):
             if stop.is_set():
                 raise Stopped
             if plan.features is not None and i % RELEASE_FEATURES == 0:
@@ -350,8 +331,8 @@ class SegmentRenderer:
             assert frame is not None  # loaded() said so
             rect = plan.rects.get(t)
             if rect is None:
-                self._flush(model, buffers, waiting, piece, claim)
-                self._finish(i, born, frame, piece, claim, buffers)
+                self._flush(model, buffers, waiting, claim, piece)
+                self._finish(i, born, frame, claim, piece, buffers)
                 continue
             crop = chunk.crops[t]
             try:
@@ -365,11 +346,11 @@ class SegmentRenderer:
                 raise StageError("prepare", f"frame {i}", exc) from exc
             waiting.append((i, born, frame, crop, rect))
             if len(waiting) == self.batch:
-                self._flush(model, buffers, waiting, piece, claim)
-        self._flush(model, buffers, waiting, piece, claim)
+                self._flush(model, buffers, waiting, claim, piece)
+        self._flush(model, buffers, waiting, claim, piece)
 
-    def _flush(self, model: Model, buffers: _Buffers, waiting: _Waiting, piece: VideoSink | None,
-               claim: _Claim | None) -> None:
+    def _flush(self, model: Model, buffers: _Buffers, waiting: _Waiting, claim: _Claim,
+               piece: VideoSink | None) -> None:
         """Infer the waiting frames in one call, then composite, save and encode each."""
         if not waiting:
             return
@@ -387,14 +368,15 @@ class SegmentRenderer:
                     out = composite(frame, crop, prediction, rect, job.model, job.composite, out=buffers.frame)
             except Exception as exc:
                 raise StageError("composite", f"frame {i}", exc) from exc
-            self._finish(i, born, out, piece, claim, buffers)
+            self._finish(i, born, out, claim, piece, buffers)
         waiting.clear()
 
-    def _finish(self, i: int, born: float, frame: np.ndarray, piece: VideoSink | None, claim: _Claim | None,
+    def _finish(self, i: int, born: float, frame: np.ndarray, claim: _Claim, piece: VideoSink | None,
                 buffers: _Buffers) -> None:
         """Save frame ``i`` as an image and encode it into ``piece`` or convert it into a spare buffer of
         ``claim``, as the job asks."""
         video = self.outputs.video
+        ahead = piece is None and video is not None  # its range's lane encodes it later
         try:
             if self.outputs.images is not None:
                 with self.tracer.span("write_image", i):
@@ -403,7 +385,7 @@ class SegmentRenderer:
                 assert buffers.i420 is not None
                 with self.tracer.span("write_video", i):
                     piece.write_converted(convert_frame(frame, piece.width, piece.height, buffers.i420))
-            elif claim is not None and video is not None:
+            elif video is not None:
                 with self._cond:
                     spare = self._spare.pop() if self._spare else None
                 if spare is None:
@@ -413,6 +395,6 @@ class SegmentRenderer:
         except Exception as exc:
             raise StageError("write", f"frame {i}", exc) from exc
         self.tracer.add("latency", born, time.perf_counter(), i)
-        if claim is None or video is None:
+        if not ahead:
             with self._cond:
                 self.observer.frame_done(i)

@@ -68,12 +68,14 @@ class Pool(Generic[T]):
         self._free.put(buffer)
 
 
-def wait_for(cond: threading.Condition, predicate: Callable[[], bool], stop: threading.Event) -> None:
-    """``cond.wait_for(predicate)`` (``cond`` held) that gives up with :class:`Stopped` once ``stop`` is set."""
-    while not predicate():
+def wait_for(cond: threading.Condition, predicate: Callable[[], T], stop: threading.Event, poll: float = POLL) -> T:
+    """``cond.wait_for(predicate)`` (``cond`` held) that gives up with :class:`Stopped` once ``stop`` is set;
+    returns the predicate's first true value. ``poll``: seconds between looks when nobody notifies ``cond``."""
+    while not (value := predicate()):
         if stop.is_set():
             raise Stopped
-        cond.wait(POLL)
+        cond.wait(poll)
+    return value
 
 
 class Supervisor:
