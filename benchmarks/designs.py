@@ -16,7 +16,7 @@ are about: where frames come from, what runs on which thread and when.
 - :func:`seed001_final`: seed 001's winner: everything cached in RAM first, then batches of 4 through the
   model, the batch composited by 4 threads (``ThreadPoolExecutor.map``), the frames saved one by one on the
   main thread before the next batch starts.
-- :func:`processor`: composer's processor (:class:`composer.pipeline.Pipeline`) with the job's settings.
+- :func:`processor`: composer's processor (:class:`composer.rendering.pipeline.Pipeline`) with the job's settings.
 
 The seeds read each video frame once because their video is used once; here the template is reused over
 the output frames. Where a seed's reader reads sequentially, it keeps what it decoded, so it never decodes
@@ -35,23 +35,23 @@ from typing import Any
 
 import numpy as np
 
-from composer.composite import composite
-from composer.features import feature_window
-from composer.job import Job
-from composer.model import Model
-from composer.pipeline import warm_up
-from composer.plan import (
+from composer.config.job import Job
+from composer.inputs.features import feature_window
+from composer.inputs.plan import (
     DEFAULT_FPS,
     ModelLayout,
     Plan,
     open_plan,
     renders_segments,
 )
-from composer.prepare import crop_region, model_image
-from composer.rects import Rects, load_rects
-from composer.sources import TemplateSource, open_template
-from composer.sweep import default_point
-from composer.threads import Supervisor, get, one_opencv_thread, put
+from composer.inputs.rects import Rects, load_rects
+from composer.inputs.sources import TemplateSource, open_template
+from composer.measure.sweep import default_point
+from composer.model.session import Model
+from composer.rendering.composite import composite
+from composer.rendering.pipeline import warm_up
+from composer.rendering.prepare import crop_region, model_image
+from composer.runtime.threads import Supervisor, get, one_opencv_thread, put
 
 __all__ = ["DESIGNS", "Design", "Inputs", "Save", "label", "load_inputs", "pipelined", "pooled", "pooled_drawers",
            "processor", "reference", "seed001_final", "seek_per_frame"]
@@ -64,7 +64,7 @@ class Inputs:
     """What every design starts from: the job, its checked rectangles, features and schedule, and the models.
 
     The seed designs share one session on every usable core, as their scripts run ONNX Runtime; composer's
-    processor runs its own lanes (:meth:`composer.plan.Plan.open_lanes`), loaded here too so that no design's
+    processor runs its own lanes (:meth:`composer.inputs.plan.Plan.open_lanes`), loaded here too so that no design's
     time includes loading a model.
     """
 
@@ -279,9 +279,9 @@ def processor(inputs: Inputs, save: Save) -> None:
     Like the seed designs, it opens the template inside the timed call and takes the checked rectangles,
     features and schedule from ``inputs``, so that no design's time includes checking the job's inputs.
     """
-    from composer.outputs import Outputs
-    from composer.pipeline import Pipeline, Settings
-    from composer.segmented import SegmentRenderer
+    from composer.output.outputs import Outputs
+    from composer.rendering.pipeline import Pipeline, Settings
+    from composer.rendering.segment_renderer import SegmentRenderer
 
     with one_opencv_thread(), _open(inputs) as source:
         plan = Plan(inputs.job, source, inputs.rects, inputs.features, inputs.schedule, DEFAULT_FPS)

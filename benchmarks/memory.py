@@ -33,11 +33,11 @@ import cv2
 import numpy as np
 import psutil
 
-from composer.job import parse_frame_size, parse_size
-from composer.machine import describe_machine
-from composer.report import markdown_table, text_table, write_section
-from composer.sources import open_template
-from composer.zoo import build_light, build_unet
+from composer.config.job import parse_frame_size, parse_size
+from composer.inputs.sources import open_template
+from composer.measure.machine import describe_machine
+from composer.measure.report import markdown_table, text_table, write_section
+from composer.model.zoo import build_light, build_unet
 
 MARGIN = 300 * 10**6  # bytes the peak may exceed the budget by
 _FPS = 25

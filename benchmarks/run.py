@@ -40,15 +40,15 @@ import cv2
 import numpy as np
 
 from benchmarks.designs import DESIGNS, Inputs, label, load_inputs
-from composer.children import ChildFailed, failure, rotated, run_child
-from composer.demo_assets import make_demo_assets
-from composer.job import Job, load_job, parse_frame_size
-from composer.machine import describe_machine
-from composer.observer import PeakMemory
-from composer.plan import ModelLayout, lanes_layout
-from composer.report import markdown_table, write_section
-from composer.report import text_table as aligned_table
-from composer.zoo import build_light
+from composer.config.job import Job, load_job, parse_frame_size
+from composer.inputs.plan import ModelLayout, lanes_layout
+from composer.measure.children import ChildFailed, failure, rotated, run_child
+from composer.measure.machine import describe_machine
+from composer.measure.report import markdown_table, write_section
+from composer.measure.report import text_table as aligned_table
+from composer.model.zoo import build_light
+from composer.rendering.observer import PeakMemory
+from composer.tools.demo import make_demo_assets
 
 MODELS = {
     "heavy": "the demo's U-Net (inference dominates on a CPU)",

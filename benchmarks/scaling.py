@@ -5,7 +5,7 @@
 ``composer profile``'s bound (DESIGN.md section 5) is ``cores x 1000 / CPU ms per frame``, each stage measured
 alone on one thread while the other cores idle. With every core busy the same work costs more: the cores
 share caches and memory bandwidth (and, on an SMT machine, execution units). This benchmark measures how
-much more. It runs the profile's single-thread stage loop (:func:`composer.profile.measure_stages`: every
+much more. It runs the profile's single-thread stage loop (:func:`composer.measure.profile.measure_stages`: every
 stage on one thread, its outputs written to a scratch folder)
 
 1. alone, in one child process, then
@@ -42,13 +42,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from composer.children import Failure, collect, context, failure, render_fresh
+from composer.config.job import Job, load_job
 from composer.errors import ComposerError
-from composer.job import Job, load_job
-from composer.machine import describe_machine
-from composer.plan import usable_cores
-from composer.profile import Bound, Measurement, StageCost, compute_bound, mean_costs, measure_stages, trial_job
-from composer.report import markdown_table, text_table, write_section
+from composer.inputs.plan import usable_cores
+from composer.measure.children import Failure, collect, context, failure, render_fresh
+from composer.measure.machine import describe_machine
+from composer.measure.profile import Bound, Measurement, StageCost, compute_bound, mean_costs, measure_stages, trial_job
+from composer.measure.report import markdown_table, text_table, write_section
 
 _BARRIER_SECONDS = 600  # a copy that has not reached the barrier by then has hung
 

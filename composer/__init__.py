@@ -9,11 +9,11 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from composer.config.job import Job, load_job
 from composer.errors import ComposerError, JobError, ModelError, OutputError, SourceError
-from composer.job import Job, load_job
-from composer.observer import NullObserver, Observer, ProgressBar, RenderStats
-from composer.pipeline import render
-from composer.reference import render_reference
+from composer.rendering.observer import NullObserver, Observer, ProgressBar, RenderStats
+from composer.rendering.pipeline import render
+from composer.rendering.reference import render_reference
 
 __all__ = [
     "ComposerError",

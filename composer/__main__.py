@@ -1,5 +1,5 @@
 """``python -m composer`` runs the command line."""
 
-from composer.cli import main
+from composer.cli.main import main
 
 main()

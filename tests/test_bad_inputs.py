@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from composer.cli import main
-from composer.zoo import build_elementwise
+from composer.cli.main import main
+from composer.model.zoo import build_elementwise
 from tests.conftest import BORDER, CROP
 
 

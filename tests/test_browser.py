@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from composer.cli import main
-from composer.zoo import build_elementwise
+from composer.cli.main import main
+from composer.model.zoo import build_elementwise
 from tests.conftest import BORDER, CROP, boxes_for, write_job
 
 W, H, FRAMES, FPS = 160, 120, 25, 25

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from composer.job import load_job
+from composer.config.job import load_job
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
 

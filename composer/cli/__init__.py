@@ -1,0 +1,1 @@
+"""The ``composer`` command: a thin click layer over the library."""

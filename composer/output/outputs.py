@@ -1,0 +1,59 @@
+"""The job's outputs opened together: numbered images and/or an H.264 video, fresh or resumed."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from composer.inputs.plan import EncoderLayout, Plan, encoder_layout
+from composer.output.resume import fingerprint, mark_finished, mark_started, resume_point
+from composer.output.video_segments import SegmentedVideoSink
+from composer.output.writers import ImageFolderSink
+from composer.runtime.threads import Supervisor
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Open sinks, and the first output frame this run renders (after the frames an earlier run finished).
+
+    ``images.write`` is thread-safe; ``video.write`` takes frames in order from one thread.
+    """
+
+    images: ImageFolderSink | None
+    video: SegmentedVideoSink | None
+    start: int = 0
+
+
+@contextlib.contextmanager
+def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None,
+                 layout: EncoderLayout | None = None) -> Iterator[Outputs]:
+    """Open the sinks a plan asks for; each output takes its final name only if the block ends cleanly.
+
+    Args:
+        plan: the checked inputs.
+        resume: continue an interrupted run of the same job instead of starting over.
+        run: the render's supervisor, which the video's encoder and audio threads join.
+        layout: the video's encoders (None: :func:`composer.inputs.plan.encoder_layout`).
+
+    Raises:
+        JobError: ``resume`` is set but there is no interrupted run of this job.
+        OutputError: an output cannot be created.
+    """
+    job, spec = plan.job, plan.job.output
+    layout = layout or encoder_layout(job)
+    digest = fingerprint(job, plan.count)
+    start = resume_point(job, plan.count, digest) if resume else 0
+    with contextlib.ExitStack() as stack:
+        images = video = None
+        if spec.frames is not None:
+            images = stack.enter_context(ImageFolderSink(spec.frames, spec.format, spec.quality))
+        if spec.video is not None:
+            video = stack.enter_context(
+                SegmentedVideoSink(spec.video, plan.fps, plan.source.width, plan.source.height, audio=spec.audio,
+                                   crf=spec.crf, preset=spec.preset, threads=layout.threads,
+                                   encoders=layout.encoders, start=start, frames=plan.count, run=run)
+            )
+        mark_started(job, digest, start)
+        yield Outputs(images=images, video=video, start=start)
+    mark_finished(job)

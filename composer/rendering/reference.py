@@ -1,0 +1,45 @@
+"""The reference renderer: DESIGN.md section 3 as a plain per-frame loop.
+
+Every configuration of the processor must produce exactly these frames. It holds the whole template in RAM
+and does one thing at a time, which also makes it the benchmarks' sequential baseline.
+"""
+
+from __future__ import annotations
+
+import time
+
+from composer.config.job import Job
+from composer.inputs.plan import open_plan
+from composer.output.outputs import open_outputs
+from composer.rendering.composite import composite
+from composer.rendering.observer import NullObserver, Observer, PeakMemory, RenderStats
+from composer.rendering.prepare import crop_region, model_image
+
+
+def render_reference(job: Job, observer: Observer | None = None, resume: bool = False) -> RenderStats:
+    """Render ``job`` one frame at a time and write its outputs (``resume``: as :func:`composer.render`)."""
+    observer = observer or NullObserver()
+    memory = PeakMemory()
+    with open_plan(job) as plan:
+        model = plan.open_model()
+        began = time.perf_counter()
+        with open_outputs(plan, resume) as outputs:
+            frames = list(plan.source.frames())
+            observer.started(plan.count - outputs.start)
+            for i in range(outputs.start, plan.count):
+                t = int(plan.schedule[i])
+                frame, rect = frames[t], plan.rects.get(t)
+                if rect is not None:
+                    crop = crop_region(frame, rect, job.model)
+                    window = plan.window(i)
+                    prediction = model.run(model_image(crop, job.model)[None],
+                                           None if window is None else window[None])[0]
+                    frame = composite(frame, crop, prediction, rect, job.model, job.composite)
+                if outputs.images is not None:
+                    outputs.images.write(i, frame)
+                if outputs.video is not None:
+                    outputs.video.write(frame)
+                observer.frame_done(i)
+            observer.finished()
+        seconds = time.perf_counter() - began
+    return RenderStats(frames=plan.count - outputs.start, seconds=seconds, peak_rss=memory.peak)

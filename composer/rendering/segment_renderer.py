@@ -1,0 +1,400 @@
+"""The segment renderer: each model lane renders whole segments, every frame start to finish on its own thread.
+
+::
+
+    [preloader] --the whole template--> [lane 0]: segment 0, 2, ... -> images, part-000000.mp4, ...
+                                        [lane 1]: segment 1, 3, ... -> images, part-000001.mp4, ...
+
+A lane takes the next range of output frames (:func:`segment_ranges`: whole segments of
+:data:`~composer.output.resume.SEGMENT_FRAMES` frames, the job's last ones cut between the lanes) and does for each
+frame what the reference loop does: crop, infer (``batch`` frames a call), composite, save the image and encode
+it into the range's own x264. A frame seldom changes threads, so nothing waits on a queue and each frame's data
+stays in one core's cache: on a CPU this is what one copy of the sequential loop per core does.
+
+A lane with nothing of its own to render helps another: at the end of the job, when every range is taken, and
+at its start, while the template frames its range needs are still being decoded (a ping-pong schedule's second
+segment needs the template's last frame first). It renders the next unclaimed frames of the other lane's range
+and converts them for x264; that lane encodes them in order, so the video is the same whoever renders a frame.
+Without it one lane rendered alone for the last 6% of the heavy benchmark's 1,000-frame render, and the light
+model's 200-frame job waited half its time on the decoder with one lane idle.
+:func:`composer.inputs.plan.segment_mode` chooses between this renderer and the pipeline (README, "Defaults").
+
+It needs the whole template in the cache, since the lanes work a segment or more apart; a template that does
+not fit is rendered by the pipeline. The first error stops every lane through the run's one stop event and is
+re-raised once all are joined; a piece a lane was encoding is dropped, and every finished segment is kept for
+``--resume``.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from composer.errors import OutputError, StageError
+from composer.inputs.features import feature_window, release
+from composer.inputs.plan import Plan
+from composer.model.session import Model
+from composer.output.outputs import Outputs
+from composer.output.resume import SEGMENT_FRAMES
+from composer.output.writers import VideoSink, convert_frame, converted_shape
+from composer.rendering.composite import composite
+from composer.rendering.observer import NullObserver, Observer
+from composer.rendering.preload import Chunk, Preloader, Visit
+from composer.rendering.prepare import fill_image, image_channels
+from composer.runtime.threads import Stopped, Supervisor, wait_for
+from composer.runtime.trace import NullTracer
+
+MIN_SPLIT = 8  # frames a lane at least, for the last segments to be cut between the lanes (a piece restarts x264)
+SPARE_FRAMES = 4  # converted frames rendered ahead of their encoder, per frame of batch (1.4 MB each at 1280x720)
+HELP_POLL = 0.005  # seconds an idle lane waits before it looks again for decoded frames to help with
+RELEASE_FEATURES = 500  # output frames between releases of the features file's pages (flat memory)
+_Step = tuple[str, "_Claim | None"]  # what a lane does next: "encode", "render" or "help" a claim; "done"
+_Waiting = list[tuple[int, float, np.ndarray, np.ndarray, tuple[int, int, int, int]]]  # frames for the next model call
+
+
+def segment_units(start: int, count: int, segment: int = SEGMENT_FRAMES) -> list[tuple[int, int]]:
+    """Output frames ``start .. count-1`` cut into runs of ``segment`` frames (the first and last may be
+    shorter), each ending on a multiple of ``segment``: a video's segments, however the run was resumed."""
+    edges = [start, *range((start // segment + 1) * segment, count, segment), count]
+    return [(a, b) for a, b in zip(edges, edges[1:]) if a < b]
+
+
+def segment_ranges(start: int, count: int, lanes: int, segment: int = SEGMENT_FRAMES) -> list[tuple[int, int]]:
+    """The ranges of output frames ``start .. count-1`` that the lanes take in turn, each within one segment.
+
+    Whole segments, except the job's last ``segments % lanes`` segments (when they hold at least
+    :data:`MIN_SPLIT` frames a lane): their frames are cut into ``lanes`` ranges of equal length (and at the
+    segments' ends), so that the lanes finish together instead of one rendering the last segment alone (a
+    250-frame job is 3 segments). A segment of several ranges is encoded in pieces and joined. The cuts depend
+    on the job's length and the lanes only, not on ``start``: a resumed run encodes the pieces an uninterrupted
+    one does.
+    """
+    whole = segment_units(0, count, segment)
+    tail = len(whole) % lanes
+    ranges = whole
+    if tail:
+        first = whole[-tail][0]
+        frames = count - first
+        if frames >= MIN_SPLIT * lanes:
+            cuts = {first + frames * k // lanes for k in range(lanes + 1)} | {b for _, b in whole[-tail:]}
+            edges = sorted(cuts)
+            ranges = whole[:-tail] + list(zip(edges, edges[1:]))
+    return [(max(a, start), b) for a, b in ranges if b > start]
+
+
+class _Buffers:
+    """One lane's reusable buffers: its model inputs, its output frame and the frame converted for x264."""
+
+    def __init__(self, plan: Plan, model: Model, batch: int, video: bool) -> None:
+        spec = plan.job.model
+        self.images = np.zeros((batch, image_channels(spec), spec.window, spec.window), np.float32)
+        shape = model.inputs.feature_shape
+        self.features = np.zeros((batch, *shape), np.float32) if shape is not None else None
+        width, height = plan.source.width, plan.source.height
+        self.frame = np.empty((height, width, 3), np.uint8)
+        self.i420 = np.empty(converted_shape(width, height), np.uint8) if video else None
+
+
+class _Claim:
+    """Output frames ``first .. stop-1`` of a taken range that a lane renders ahead of the range's encoder (a
+    lane helping another, or the encoder itself while a helper holds the frames before): each waits, converted
+    for x264 into a spare buffer, until the range's lane encodes it."""
+
+    def __init__(self, first: int, stop: int) -> None:
+        self.first, self.stop = first, stop
+        self.done = False
+        self.frames: list[np.ndarray] = []  # the converted frames, in order
+
+
+class _Taken:
+    """A range a lane has taken: ``front`` is its first frame that no lane has claimed yet; ``claims`` its
+    frames rendered (or being rendered) ahead of its encoder, in order (only with a video)."""
+
+    def __init__(self, first: int, stop: int) -> None:
+        self.first, self.stop, self.front = first, stop, first
+        self.claims: deque[_Claim] = deque()
+
+
+class SegmentRenderer:
+    """Renders a plan with one thread per model lane, each taking whole segments (:func:`segment_ranges`).
+
+    A lane that has nothing to render (the job's last ranges are all taken) or whose next template frame is not
+    decoded yet helps another: it renders the next unclaimed frames of that lane's range, saves their images and
+    converts them for x264 into spare buffers (:data:`SPARE_FRAMES` per frame of batch), and the range's own
+    lane encodes them in order. The video is the same whoever renders a frame.
+
+    Args:
+        plan: the checked inputs.
+        lanes: one model session per thread.
+        outputs: open sinks; the video sink must have no encoder threads of its own.
+        batch: frames per model call.
+        observer: told of each finished frame (under a lock: the lanes finish frames out of order).
+        tracer: records the stages' spans.
+        run: the render's supervisor, shared with the outputs' threads (None: the renderer's own).
+    """
+
+    def __init__(self, plan: Plan, lanes: Sequence[Model], outputs: Outputs, batch: int,
+                 observer: Observer | None = None, tracer: NullTracer | None = None,
+                 run: Supervisor | None = None) -> None:
+        if not lanes:
+            raise ValueError("the segment renderer needs at least one model lane")
+        self.plan, self.lanes, self.outputs, self.batch = plan, tuple(lanes), outputs, batch
+        self.observer = observer or NullObserver()
+        self.tracer = tracer or NullTracer()
+        self.ranges = segment_ranges(outputs.start, plan.count, len(lanes))
+        self._next_range = 0  # the next range a lane takes
+        self._taken: list[_Taken] = []  # ranges taken and not finished
+        self._pieces: dict[int, list[int]] = {}  # segment -> first frames of its ranges (its video's pieces)
+        for first, _ in self.ranges:
+            self._pieces.setdefault(first // SEGMENT_FRAMES, []).append(first)
+        self._left = {segment: len(starts) for segment, starts in self._pieces.items()}  # pieces to finish
+        self._spare: list[np.ndarray] = []  # converted frames' buffers returned by the encoders
+        self._unreserved = SPARE_FRAMES * batch  # spare buffers no claim holds
+        self._cond = threading.Condition()  # guards the above and the observer
+        self._supervisor = Supervisor(run)
+        self.stop = self._supervisor.stop
+        self.preloader = Preloader(plan.source, plan.rects, plan.job.model, plan.source.count,
+                                   [Visit(0, outputs.start, plan.count)], self.stop, self.tracer)
+
+    def run(self) -> None:
+        """Render every output frame; returns when all are written, raises the first stage error."""
+        self.observer.started(self.plan.count - self.outputs.start)
+        if not self.ranges:
+            self.observer.finished()
+            return
+        self._supervisor.spawn("preload", self.preloader.run)
+        for k, model in enumerate(self.lanes):
+            self._supervisor.spawn(f"segments-{k}", functools.partial(self._lane, model))
+        self._supervisor.join()
+        if self.outputs.video is not None:
+            self.outputs.video.frames_written = self.plan.count
+        self.observer.finished()
+
+    def _lane(self, model: Model) -> None:
+        chunk = self.preloader.acquire(0)
+        buffers = _Buffers(self.plan, model, self.batch, self.outputs.video is not None)
+        video = self.outputs.video
+        while (taken := self._take()) is not None:
+            segment, piece = taken.first // SEGMENT_FRAMES, None
+            try:
+                if video is not None:
+                    piece = video.piece(segment, taken.first)
+                self._own(model, chunk, buffers, taken, piece)
+                if piece is not None:
+                    with self.tracer.span("write_video", taken.stop - 1):
+                        piece.close()
+                    piece = None
+                if self._finished_piece(segment) and video is not None:
+                    video.join_pieces(segment, self._pieces[segment])
+            except (OutputError, OSError) as exc:
+                raise StageError("write", f"frame {taken.first}", exc) from exc
+            finally:
+                if piece is not None:
+                    piece.abort()  # a failed or stopped piece leaves no file
+        while (step := self._next(self._help_step))[0] == "help":
+            self._help(model, chunk, buffers, step[1])
+
+    def _next(self, step: Callable[[], _Step | None]) -> _Step:
+        """Wait until ``step`` (called with ``_cond`` held) has something for this lane to do, and return it.
+        Decoding is not notified here, so the wait looks again every :data:`HELP_POLL` seconds."""
+        with self._cond:
+            return wait_for(self._cond, step, self.stop, HELP_POLL)
+
+    def _take(self) -> _Taken | None:
+        with self._cond:
+            if self._next_range == len(self.ranges):
+                return None
+            self._next_range += 1
+            taken = _Taken(*self.ranges[self._next_range - 1])
+            self._taken.append(taken)
+            return taken
+
+    def _finished_piece(self, segment: int) -> bool:
+        """Count one more finished piece of ``segment``; True when it was the last."""
+        with self._cond:
+            self._left[segment] -= 1
+            return self._left[segment] == 0
+
+    def _ready(self, i: int) -> bool:
+        return self.preloader.is_loaded(0, int(self.plan.schedule[i]))
+
+    def _claim(self, taken: _Taken) -> _Claim | None:
+        """Claim up to ``batch`` decoded frames at ``taken``'s front, to be rendered ahead of its encoder (a
+        spare buffer each, with a video); None when there are none. ``_cond`` held."""
+        video = self.outputs.video is not None
+        most = min(self.batch, taken.stop - taken.front, self._unreserved if video else self.batch)
+        n = 0
+        while n < most and self._ready(taken.front + n):
+            n += 1
+        if n == 0:
+            return None
+        claim = _Claim(taken.front, taken.front + n)
+        taken.front += n
+        if video:
+            self._unreserved -= n
+            taken.claims.append(claim)
+        return claim
+
+    def _claim_elsewhere(self, mine: _Taken | None) -> _Claim | None:
+        """Claim frames of the taken range (not ``mine``) with the most left unclaimed. ``_cond`` held."""
+        others = sorted((t for t in self._taken if t is not mine and t.front < t.stop),
+                        key=lambda t: t.front - t.stop)
+        return next((claim for other in others if (claim := self._claim(other)) is not None), None)
+
+    def _help_step(self) -> _Step | None:
+        """A lane with no range left: help another, or stop once every frame is claimed. ``_cond`` held."""
+        if all(t.front == t.stop for t in self._taken):
+            return "done", None
+        claim = self._claim_elsewhere(None)
+        return ("help", claim) if claim is not None else None
+
+    def _own_step(self, taken: _Taken) -> _Step | None:
+        """What the lane of ``taken`` does next (``_cond`` held), None to wait: encode the next frames if a lane
+        rendered them ahead; while another lane renders them, render those after them ahead; else render its
+        own next frames and encode them as they come, or, while those are not decoded, help another lane."""
+        if taken.claims:
+            head = taken.claims[0]
+            if head.done:
+                taken.claims.popleft()
+                return "encode", head
+            ahead = self._claim(taken)
+            return ("help", ahead) if ahead is not None else None
+        if taken.front == taken.stop:
+            self._taken.remove(taken)
+            self._cond.notify_all()
+            return "done", None
+        if self._ready(taken.front):
+            own = _Claim(taken.front, min(taken.front + self.batch, taken.stop))
+            taken.front = own.stop
+            return "render", own
+        claim = self._claim_elsewhere(taken)
+        return ("help", claim) if claim is not None else None
+
+    def _own(self, model: Model, chunk: Chunk, buffers: _Buffers, taken: _Taken, piece: VideoSink | None) -> None:
+        """Render and encode the frames of ``taken`` in order, with the other lanes' help (:meth:`_own_step`)."""
+        while (step := self._next(functools.partial(self._own_step, taken)))[0] != "done":
+            action, claim = step
+            assert claim is not None
+            if action == "encode":
+                self._encode(claim, piece)
+            elif action == "render":
+                self._render(model, chunk, buffers, claim, piece)
+            else:
+                self._help(model, chunk, buffers, claim)
+
+    def _help(self, model: Model, chunk: Chunk, buffers: _Buffers, claim: _Claim) -> None:
+        """Render ``claim`` ahead of its range's encoder, which encodes it once it is done."""
+        self._render(model, chunk, buffers, claim, None)
+        with self._cond:
+            claim.done = True
+            self._cond.notify_all()
+
+    def _encode(self, claim: _Claim, piece: VideoSink | None) -> None:
+        """Encode the frames of ``claim``, rendered ahead, and give their buffers back."""
+        if piece is not None:
+            for i, i420 in zip(range(claim.first, claim.stop), claim.frames):
+                try:
+                    with self.tracer.span("write_video", i):
+                        piece.write_converted(i420)
+                except Exception as exc:
+                    raise StageError("write", f"frame {i}", exc) from exc
+        with self._cond:
+            self._spare.extend(claim.frames)
+            self._unreserved += claim.stop - claim.first
+            for i in range(claim.first, claim.stop):
+                self.observer.frame_done(i)
+            self._cond.notify_all()
+
+    def _render(self, model: Model, chunk: Chunk, buffers: _Buffers, claim: _Claim, piece: VideoSink | None) -> None:
+        """Render the frames of ``claim`` in order: the frames with a rectangle ``batch`` to a model call, each
+        pass-through frame once the frames before it are out. Each is encoded into ``piece``; without one (and
+        with a video), converted into a spare buffer of ``claim`` for its range's lane to encode."""
+        plan, spec, stop = self.plan, self.plan.job.model, self.stop
+        window = plan.job.features.window if plan.job.features is not None else 0
+        waiting: _Waiting = []  # index, when begun, frame, crop and rectangle of each
+        loaded = 0
+        for i in range(claim.first, claim.stop):
+            if stop.is_set():
+                raise Stopped
+            if plan.features is not None and i % RELEASE_FEATURES == 0:
+                release(plan.features)
+            born = time.perf_counter()
+            t = int(plan.schedule[i])
+            if t >= loaded:
+                loaded = self.preloader.loaded(0, t)
+            frame = chunk.frames[t]
+            assert frame is not None  # loaded() said so
+            rect = plan.rects.get(t)
+            if rect is None:
+                self._flush(model, buffers, waiting, claim, piece)
+                self._finish(i, born, frame, claim, piece, buffers)
+                continue
+            crop = chunk.crops[t]
+            try:
+                with self.tracer.span("prepare", i):
+                    row = len(waiting)
+                    fill_image(crop, spec, buffers.images[row])
+                    if buffers.features is not None and plan.features is not None:
+                        buffers.features[row] = feature_window(plan.features, i, window).reshape(
+                            buffers.features.shape[1:])
+            except Exception as exc:
+                raise StageError("prepare", f"frame {i}", exc) from exc
+            waiting.append((i, born, frame, crop, rect))
+            if len(waiting) == self.batch:
+                self._flush(model, buffers, waiting, claim, piece)
+        self._flush(model, buffers, waiting, claim, piece)
+
+    def _flush(self, model: Model, buffers: _Buffers, waiting: _Waiting, claim: _Claim,
+               piece: VideoSink | None) -> None:
+        """Infer the waiting frames in one call, then composite, save and encode each."""
+        if not waiting:
+            return
+        n = len(waiting)
+        features = buffers.features
+        try:
+            with self.tracer.span("infer", waiting[0][0], n):
+                predictions = model.run(buffers.images[:n], None if features is None else features[:n])
+        except Exception as exc:
+            raise StageError("infer", f"frames {waiting[0][0]}-{waiting[-1][0]}", exc) from exc
+        job = self.plan.job
+        for (i, born, frame, crop, rect), prediction in zip(waiting, predictions):
+            try:
+                with self.tracer.span("composite", i):
+                    out = composite(frame, crop, prediction, rect, job.model, job.composite, out=buffers.frame)
+            except Exception as exc:
+                raise StageError("composite", f"frame {i}", exc) from exc
+            self._finish(i, born, out, claim, piece, buffers)
+        waiting.clear()
+
+    def _finish(self, i: int, born: float, frame: np.ndarray, claim: _Claim, piece: VideoSink | None,
+                buffers: _Buffers) -> None:
+        """Save frame ``i`` as an image and encode it into ``piece`` or convert it into a spare buffer of
+        ``claim``, as the job asks."""
+        video = self.outputs.video
+        ahead = piece is None and video is not None  # its range's lane encodes it later
+        try:
+            if self.outputs.images is not None:
+                with self.tracer.span("write_image", i):
+                    self.outputs.images.write(i, frame)
+            if piece is not None:
+                assert buffers.i420 is not None
+                with self.tracer.span("write_video", i):
+                    piece.write_converted(convert_frame(frame, piece.width, piece.height, buffers.i420))
+            elif video is not None:
+                with self._cond:
+                    spare = self._spare.pop() if self._spare else None
+                if spare is None:
+                    spare = np.empty(converted_shape(video.width, video.height), np.uint8)
+                with self.tracer.span("write_video", i):
+                    claim.frames.append(convert_frame(frame, video.width, video.height, spare))
+        except Exception as exc:
+            raise StageError("write", f"frame {i}", exc) from exc
+        self.tracer.add("latency", born, time.perf_counter(), i)
+        if not ahead:
+            with self._cond:
+                self.observer.frame_done(i)

@@ -1,0 +1,1 @@
+"""Helpers around a render: the demo's assets, the rectangles' contact sheet and model inspection."""
