@@ -6,7 +6,7 @@ returns: some designs reuse the buffer). The per-frame arithmetic is composer's 
 composite), so every design must produce exactly the reference loop's frames; what differs is what the seeds
 are about: where frames come from, what runs on which thread and when.
 
-- :func:`reference`: DESIGN.md section 3 as a loop: the template decoded into RAM, then one frame at a time.
+- :func:`reference`: docs/design.md section 3 as a loop: the template decoded into RAM, then one frame at a time.
 - :func:`seek_per_frame`: seed 001's starting point: every frame seeks the template video and reads the
   rectangles file again, then runs the model on one frame and saves synchronously.
 - :func:`pipelined`: seed 000's "optimization v1": a reader thread, the model on the main thread, one drawer

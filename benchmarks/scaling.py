@@ -2,7 +2,7 @@
 
     python -m benchmarks.scaling JOB --frames 1000 --report RESULTS.md --section scaling-light
 
-``composer profile``'s bound (DESIGN.md section 5) is ``cores x 1000 / CPU ms per frame``, each stage measured
+``composer profile``'s bound (docs/design.md section 5) is ``cores x 1000 / CPU ms per frame``, each stage measured
 alone on one thread while the other cores idle. With every core busy the same work costs more: the cores
 share caches and memory bandwidth (and, on an SMT machine, execution units). This benchmark measures how
 much more. It runs the profile's single-thread stage loop (:func:`composer.measure.profile.measure_stages`: every

@@ -1,4 +1,4 @@
-"""The job file: loaded, validated and resolved once into frozen objects (DESIGN.md section 1).
+"""The job file: loaded, validated and resolved once into frozen objects (docs/design.md section 1).
 
 Every key is declared once in ``_SCHEMA`` with its type, default and check; unknown keys and wrong types are
 rejected with a message that names ``section.key``. Paths resolve against the job file's folder, or against

@@ -1,4 +1,4 @@
-"""Conditioning features: one row per output frame, read in windows (DESIGN.md section 3.6)."""
+"""Conditioning features: one row per output frame, read in windows (docs/design.md section 3.6)."""
 
 from __future__ import annotations
 

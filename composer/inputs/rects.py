@@ -1,4 +1,4 @@
-"""Rectangles: one region per template frame, or none (DESIGN.md section 1).
+"""Rectangles: one region per template frame, or none (docs/design.md section 1).
 
 Accepted files: a JSON list with one entry per frame, a JSON object keyed by the frame index, or a CSV with
 the header ``frame,x1,y1,x2,y2``. An entry is ``[x1, y1, x2, y2]``, ``{"x1": .., "y1": .., "x2": .., "y2": ..}``

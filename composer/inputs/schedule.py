@@ -1,4 +1,4 @@
-"""The frame schedule: which template frame each output frame uses (DESIGN.md section 2)."""
+"""The frame schedule: which template frame each output frame uses (docs/design.md section 2)."""
 
 from __future__ import annotations
 

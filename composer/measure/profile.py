@@ -1,6 +1,6 @@
 """``composer profile``: what each stage costs, the speed those costs allow, and how close the processor gets.
 
-Measuring (DESIGN.md section 5):
+Measuring (docs/design.md section 5):
 
 1. Each stage runs alone, one frame at a time, on the caller's thread, on the job's own inputs: decode,
    prepare (crop and resize, then stack the model input), infer, composite, and write (image encode + save
@@ -624,7 +624,7 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None, describe: 
 
 
 def compute_bound(stages: tuple[StageCost, ...], cores: int) -> Bound:
-    """The bound of DESIGN.md section 5 for ``stages`` on ``cores`` cores."""
+    """The bound of docs/design.md section 5 for ``stages`` on ``cores`` cores."""
     cpu_ms = sum(s.cpu_ms for s in stages if not s.accelerator)
     cpu_fps = cores * 1000 / cpu_ms if cpu_ms > 0 else math.inf
     accelerator_ms = sum(s.wall_ms for s in stages if s.accelerator)

@@ -1,4 +1,4 @@
-"""The model adapter: one ONNX Runtime session, its inputs found and checked against the job (DESIGN.md 3.5-3.7).
+"""The model adapter: one ONNX Runtime session, its inputs found and checked against the job (docs/design.md 3.5-3.7).
 
 Only one thread may call a :class:`Model`'s :meth:`Model.run`; the processor gives each of its model lanes a
 session of its own.

@@ -8,7 +8,7 @@ Nothing is downloaded. Every builder writes one model to ``path`` and returns ``
 - :func:`build_elementwise`: elementwise ops only, so its output for an image is bit-identical whatever the
   batch around it (the model the exactness tests use).
 
-All share the interface of DESIGN.md §3: ``image`` [B, C, W, W] and optionally ``audio`` [B, *feature_shape]
+All share the interface of docs/design.md §3: ``image`` [B, C, W, W] and optionally ``audio`` [B, *feature_shape]
 in, ``output`` [B, 3, W, W] in [0, 1] out. ``batch=None`` makes the batch dimension dynamic.
 """
 

@@ -1,4 +1,4 @@
-"""Paste a prediction back into its full frame (DESIGN.md 3.7-3.9).
+"""Paste a prediction back into its full frame (docs/design.md 3.7-3.9).
 
 The feathering alpha is defined here, once, in :func:`feather_alpha`.
 """

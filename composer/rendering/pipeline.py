@@ -1,4 +1,4 @@
-"""The processor: the reference renderer's work spread over threads (DESIGN.md section 4).
+"""The processor: the reference renderer's work spread over threads (docs/design.md section 4).
 
 ::
 

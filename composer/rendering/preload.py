@@ -1,4 +1,4 @@
-"""The chunked preloader: template frames and their crops cached in preallocated RAM (DESIGN.md section 4).
+"""The chunked preloader: template frames and their crops cached in preallocated RAM (docs/design.md section 4).
 
 The template is cut into chunks of ``size`` consecutive frames. The output frames, in order, visit chunks
 (a ping-pong schedule runs through them forwards, then backwards); each visit is decoded sequentially into one

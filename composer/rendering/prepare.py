@@ -1,4 +1,4 @@
-"""Per-frame preparation: crop the rectangle, resize it, stack the model's image input (DESIGN.md 3.3-3.4).
+"""Per-frame preparation: crop the rectangle, resize it, stack the model's image input (docs/design.md 3.3-3.4).
 
 Plain functions of one frame; the reference renderer and the processor call the same ones, which is what
 makes their outputs bit-identical.

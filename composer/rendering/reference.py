@@ -1,4 +1,4 @@
-"""The reference renderer: DESIGN.md section 3 as a plain per-frame loop.
+"""The reference renderer: docs/design.md section 3 as a plain per-frame loop.
 
 Every configuration of the processor must produce exactly these frames. It holds the whole template in RAM
 and does one thing at a time, which also makes it the benchmarks' sequential baseline.

@@ -27,7 +27,7 @@ _WINDOW = 320
 _FEATURE_SHAPE = (32, 16, 16)  # 8 feature rows of 1024 values, as the job's window of 8 gives the model.
 _SYLLABLES_PER_S = 4.0
 
-# The job file of DESIGN.md §1, with relative paths, so the demo folder can be moved as a whole.
+# The job file of docs/design.md §1, with relative paths, so the demo folder can be moved as a whole.
 _JOB_TOML = """\
 # composer demo: synthetic inputs made by composer.tools.demo (no real person, no download).
 

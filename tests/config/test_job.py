@@ -1,4 +1,4 @@
-"""The job file: the documented example, every failure path and command-line overrides (DESIGN.md 1)."""
+"""The job file: the documented example, every failure path and command-line overrides (docs/design.md 1)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from composer.config.job import (
 )
 from composer.errors import JobError
 
-# DESIGN.md section 1, transcribed, with fps as a fraction.
+# docs/design.md section 1, transcribed, with fps as a fraction.
 FULL_JOB = """
 [template]
 video = "template.mp4"        # a video file; or instead:

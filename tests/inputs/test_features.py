@@ -1,4 +1,4 @@
-"""Conditioning features: loading checks and the zero-padded window of DESIGN.md 3.6."""
+"""Conditioning features: loading checks and the zero-padded window of docs/design.md 3.6."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rectangle files: every accepted format, every way one can be wrong (DESIGN.md sections 1 and 3.2)."""
+"""Rectangle files: every accepted format, every way one can be wrong (docs/design.md sections 1 and 3.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The frame schedule against a direct transcription of DESIGN.md section 2."""
+"""The frame schedule against a direct transcription of docs/design.md section 2."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from composer.inputs.schedule import schedule, template_index
 
 
 def _design(i: int, frames: int, loop: str) -> int:
-    """DESIGN.md section 2, written out once more, one output frame at a time."""
+    """docs/design.md section 2, written out once more, one output frame at a time."""
     if loop == "repeat":
         return i % frames
     if loop == "once":

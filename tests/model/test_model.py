@@ -1,4 +1,4 @@
-"""The model adapter: inputs matched to the job (DESIGN.md 3.5-3.6), providers, fixed batches, load errors."""
+"""The model adapter: inputs matched to the job (docs/design.md 3.5-3.6), providers, fixed batches, load errors."""
 
 from __future__ import annotations
 

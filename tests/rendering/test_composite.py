@@ -1,4 +1,4 @@
-"""Paste-back (DESIGN.md 3.7-3.9) and the model's image input (3.4)."""
+"""Paste-back (docs/design.md 3.7-3.9) and the model's image input (3.4)."""
 
 from __future__ import annotations
 
