@@ -39,17 +39,14 @@ from composer.config.job import Job
 from composer.inputs.features import feature_window
 from composer.inputs.plan import (
     DEFAULT_FPS,
-    ModelLayout,
     Plan,
     open_plan,
-    renders_segments,
 )
 from composer.inputs.rects import Rects, load_rects
 from composer.inputs.sources import TemplateSource, open_template
-from composer.measure.sweep import default_point
 from composer.model.session import Model
 from composer.rendering.composite import composite
-from composer.rendering.pipeline import warm_up
+from composer.rendering.layout import RenderLayout, open_render
 from composer.rendering.prepare import crop_region, model_image
 from composer.runtime.threads import Supervisor, get, one_opencv_thread, put
 
@@ -64,8 +61,8 @@ class Inputs:
     """What every design starts from: the job, its checked rectangles, features and schedule, and the models.
 
     The seed designs share one session on every usable core, as their scripts run ONNX Runtime; composer's
-    processor runs its own lanes (:meth:`composer.inputs.plan.Plan.open_lanes`), loaded here too so that no design's
-    time includes loading a model.
+    processor runs the lanes of its own layout (:func:`composer.rendering.layout.open_render`), loaded here too so
+    that no design's time includes loading a model.
     """
 
     job: Job
@@ -75,6 +72,7 @@ class Inputs:
     model: Model
     template_frames: int
     lanes: tuple[Model, ...]
+    layout: RenderLayout  # composer's, as a render of the job chooses it
 
     @property
     def count(self) -> int:
@@ -95,9 +93,9 @@ def load_inputs(job: Job, frames: int | None = None) -> Inputs:
     with open_plan(job) as plan:
         model = plan.open_model()
         schedule = plan.schedule if frames is None else plan.schedule[:frames]
-        lanes = plan.open_render_lanes()
-        warm_up(lanes, job)  # as composer run does before its clock starts
-        return Inputs(job, plan.rects, plan.features, np.array(schedule), model, plan.source.count, tuple(lanes))
+        layout, lanes = open_render(plan)  # warmed up, as composer run does before its clock starts
+        return Inputs(job, plan.rects, plan.features, np.array(schedule), model, plan.source.count, tuple(lanes),
+                      layout)
 
 
 def _predict(inputs: Inputs, i: int, crop: np.ndarray) -> np.ndarray:
@@ -280,17 +278,17 @@ def processor(inputs: Inputs, save: Save) -> None:
     features and schedule from ``inputs``, so that no design's time includes checking the job's inputs.
     """
     from composer.output.outputs import Outputs
-    from composer.rendering.pipeline import Pipeline, Settings
+    from composer.rendering.pipeline import Pipeline
     from composer.rendering.segment_renderer import SegmentRenderer
 
+    layout = inputs.layout
     with one_opencv_thread(), _open(inputs) as source:
         plan = Plan(inputs.job, source, inputs.rects, inputs.features, inputs.schedule, DEFAULT_FPS)
-        settings = Settings.resolve(inputs.job, plan, inputs.lanes[0], len(inputs.lanes))
         outputs = Outputs(images=_SaveSink(save), video=None)  # type: ignore[arg-type]
-        if renders_segments(inputs.job, settings.chunk, source.count):  # as composer.render chooses
-            SegmentRenderer(plan, inputs.lanes, outputs, settings.batch).run()
+        if layout.segments:
+            SegmentRenderer(plan, inputs.lanes, outputs, layout.batch).run()
         else:
-            Pipeline(plan, inputs.lanes, outputs, settings).run()
+            Pipeline(plan, inputs.lanes, outputs, layout).run()
 
 
 DESIGNS: dict[str, Design] = {
@@ -303,19 +301,10 @@ DESIGNS: dict[str, Design] = {
 }
 
 
-def label(name: str, job: Job | None = None, layout: ModelLayout | None = None) -> str:
-    """A design's name in a report; composer's names its settings for ``job`` (``layout``: its lanes, where the
-    caller has them open, else chosen as a render would choose them)."""
+def label(name: str, layout: RenderLayout | None = None) -> str:
+    """A design's name in a report; composer's names the layout it ran with, where given."""
     if name == "composer":
-        run = ""
-        if job is not None:
-            point = default_point(job, layout)  # the segment renderer's, or the pipeline's with its model layout
-            model = ModelLayout(point.lanes, point.threads, False).text()
-            if point.mode == "segments":
-                run = f" (segments: batch {point.batch}, {model})"
-            else:
-                run = f" (pipeline: batch {point.batch}, {point.workers} workers, model {model})"
-        return f"composer{run}"
+        return f"composer ({layout.text()})" if layout is not None else "composer"
     return {
         "reference": "reference loop (sequential, RAM)",
         "seed001-baseline": "seed 001 baseline (seek + rects read per frame)",

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 import psutil
 
-from composer.config.job import parse_frame_size, parse_size
+from composer.config.checks import parse_frame_size, parse_size
 from composer.inputs.sources import open_template
 from composer.measure.machine import describe_machine
 from composer.measure.report import markdown_table, text_table, write_section

@@ -40,13 +40,14 @@ import cv2
 import numpy as np
 
 from benchmarks.designs import DESIGNS, Inputs, label, load_inputs
-from composer.config.job import Job, load_job, parse_frame_size
-from composer.inputs.plan import ModelLayout, lanes_layout
+from composer.config.checks import parse_frame_size
+from composer.config.job import Job, load_job
 from composer.measure.children import ChildFailed, failure, rotated, run_child
 from composer.measure.machine import describe_machine
 from composer.measure.report import markdown_table, write_section
 from composer.measure.report import text_table as aligned_table
 from composer.model.zoo import build_light
+from composer.rendering.layout import RenderLayout
 from composer.rendering.observer import PeakMemory
 from composer.tools.demo import make_demo_assets
 
@@ -218,10 +219,10 @@ def time_designs(job_file: Path, names: Sequence[str], count: int, folder: Path,
 # --- report -----------------------------------------------------------------------------------------------
 
 
-def table(timings: dict[str, Timing], verdicts: dict[str, Verdict], job: Job,
-          layout: ModelLayout | None = None) -> list[tuple[str, ...]]:
+def table(timings: dict[str, Timing], verdicts: dict[str, Verdict],
+          layout: RenderLayout | None = None) -> list[tuple[str, ...]]:
     """Rows: design, fps, range, fps / composer's, composer's speed-up, peak RSS, frames check (``layout``:
-    composer's model lanes, as :func:`benchmarks.designs.label` takes them)."""
+    composer's, as :func:`benchmarks.designs.label` names it)."""
     base = timings["composer"].fps if "composer" in timings else None
     rows = []
     for name, t in timings.items():
@@ -230,7 +231,7 @@ def table(timings: dict[str, Timing], verdicts: dict[str, Verdict], job: Job,
         speedup = f"{base / t.fps:.2f}x" if base else "-"
         verdict = "the reference" if name == "reference" else (
             verdicts[name].text() if name in verdicts else "not checked")
-        rows.append((label(name, job, layout), f"{t.fps:.1f}", f"{low:.1f}-{high:.1f}", ratio, speedup,
+        rows.append((label(name, layout), f"{t.fps:.1f}", f"{low:.1f}-{high:.1f}", ratio, speedup,
                      f"{t.peak_rss / _MIB:.0f}", verdict))
     return rows
 
@@ -300,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ChildFailed as exc:
             print(f"benchmarks.run: {model} model: {exc}", file=sys.stderr)
             return 1
-        rows = table(timings, verdicts, job, lanes_layout(inputs.lanes))
+        rows = table(timings, verdicts, inputs.layout)
         print(text_table(rows))
         failed |= any(not v.ok for v in verdicts.values())
         if args.report is not None:

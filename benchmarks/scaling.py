@@ -42,13 +42,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from composer.config import defaults
 from composer.config.job import Job, load_job
 from composer.errors import ComposerError
-from composer.inputs.plan import usable_cores
 from composer.measure.children import Failure, collect, context, failure, render_fresh
 from composer.measure.machine import describe_machine
-from composer.measure.profile import Bound, Measurement, StageCost, compute_bound, mean_costs, measure_stages, trial_job
 from composer.measure.report import markdown_table, text_table, write_section
+from composer.measure.stages import Bound, Measurement, StageCost, compute_bound, mean_costs, measure_stages
+from composer.measure.trial import trial_job
 
 _BARRIER_SECONDS = 600  # a copy that has not reached the barrier by then has hung
 
@@ -131,7 +132,7 @@ def _copy(job_file: str, frames: int, folder: str, barrier: threading.Barrier, a
         return
     try:
         barrier.wait(_BARRIER_SECONDS)
-        answers.put(measure_stages(trial, Path(folder) / "measure", frames, describe=False))
+        answers.put(measure_stages(trial, Path(folder) / "measure", frames))
     except BaseException as exc:
         answers.put(failure(exc))
 
@@ -207,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, help="write the result as a section of this Markdown file")
     parser.add_argument("--section", default="scaling", help="report section name (default scaling)")
     args = parser.parse_args(argv)
-    copies = args.copies if args.copies is not None else usable_cores()
+    copies = args.copies if args.copies is not None else defaults.usable_cores()
     if args.frames < 1 or copies < 1:
         parser.error("--frames and --copies must be at least 1")
     try:

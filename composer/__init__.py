@@ -12,8 +12,8 @@ __version__ = "0.1.0"
 from composer.config.job import Job, load_job
 from composer.errors import ComposerError, JobError, ModelError, OutputError, SourceError
 from composer.rendering.observer import NullObserver, Observer, ProgressBar, RenderStats
-from composer.rendering.pipeline import render
 from composer.rendering.reference import render_reference
+from composer.rendering.render import render
 
 __all__ = [
     "ComposerError",

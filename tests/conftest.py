@@ -114,7 +114,7 @@ def _models_are_not_cheap(monkeypatch: pytest.MonkeyPatch) -> None:
     """The tests' frames are tiny, so the cost below which a model counts as cheap is microseconds and a
     timed model would land on either side of it by chance. Every render therefore takes the default layout of
     an expensive model (two lanes on the CI's 2 cores); tests of the timing itself replace this."""
-    monkeypatch.setattr("composer.inputs.plan.frame_seconds", lambda model, batch: math.inf)
+    monkeypatch.setattr("composer.rendering.layout.frame_seconds", lambda model, batch: math.inf)
 
 
 @pytest.fixture

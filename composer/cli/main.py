@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-import shlex
-import signal
-import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,69 +10,13 @@ from typing import Any, TypeVar
 import click
 
 from composer import __version__
-from composer.config.job import Job, load_job, parse_frame_size, parse_override
-from composer.errors import ComposerError
+from composer.cli.common import frame_size, overrides, positive_or_auto, reports_errors
+from composer.config.job import Job, load_job
 from composer.rendering.observer import ProgressBar, RenderStats
 from composer.runtime.trace import Tracer
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("composer")
-
-
-def _positive_or_auto(ctx: click.Context, param: click.Parameter, value: str | None) -> int | str | None:
-    if value is None or value == "auto":
-        return value
-    try:
-        number = int(value)
-    except ValueError:
-        raise click.BadParameter(f"expected a positive integer or 'auto', got {value!r}") from None
-    if number < 1:
-        raise click.BadParameter(f"expected a positive integer or 'auto', got {value!r}")
-    return number
-
-
-def _size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
-    try:
-        return parse_frame_size(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _resume_hint() -> str:
-    args = sys.argv[1:]
-    if args[:1] == ["run"] or (len(args) > 1 and "run" in args):
-        command = " ".join(shlex.quote(a) for a in ["composer", *args] if a != "--resume")
-        return f"finished frames and video segments are kept; continue with: {command} --resume"
-    return "unfinished outputs were removed"
-
-
-def _terminate(signum: int, frame: object) -> None:
-    # SIGTERM stops a render the way Ctrl-C does: every stage joined, finished work kept.
-    raise KeyboardInterrupt
-
-
-def _reports_errors(command: F) -> F:
-    """Turn composer's errors into one line on stderr and the error's exit status (tracebacks: --debug)."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        debug = click.get_current_context().find_root().params.get("debug", False)
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, _terminate)
-        try:
-            return command(*args, **kwargs)
-        except ComposerError as exc:
-            if debug:
-                raise
-            click.echo(f"composer: error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            if debug:
-                raise
-            click.echo(f"composer: interrupted; {_resume_hint()}", err=True)
-            sys.exit(130)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -91,23 +30,6 @@ def main(debug: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="composer: %(message)s")
 
 
-def _overrides(batch: int | None, workers: int | None, chunk: int | str | None, frames: Path | None,
-               video: Path | None, settings: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    overrides: dict[str, dict[str, Any]] = {}
-    for text in settings:
-        section, key, value = parse_override(text)
-        overrides.setdefault(section, {})[key] = value
-    run = overrides.setdefault("run", {})
-    for key, value in (("batch", batch), ("workers", workers), ("chunk", chunk)):
-        if value is not None:
-            run[key] = value
-    output = overrides.setdefault("output", {})
-    for key, path in (("frames", frames), ("video", video)):
-        if path is not None:
-            output[key] = str(path)
-    return overrides
-
-
 def _summary(job: Job, stats: RenderStats) -> str:
     where = [str(p) for p in (job.output.frames, job.output.video) if p is not None]
     return (
@@ -118,8 +40,8 @@ def _summary(job: Job, stats: RenderStats) -> str:
 
 def _render(job: Job, reference: bool, quiet: bool, resume: bool = False,
             tracer: Tracer | None = None) -> RenderStats:
-    from composer.rendering.pipeline import render
     from composer.rendering.reference import render_reference
+    from composer.rendering.render import render
 
     if not quiet and log.getEffectiveLevel() > logging.INFO:
         log.setLevel(logging.INFO)  # say which execution provider runs the model
@@ -134,7 +56,7 @@ def _render(job: Job, reference: bool, quiet: bool, resume: bool = False,
 @click.option("--reference", is_flag=True, help="Use the plain per-frame reference renderer (slow, exact).")
 @click.option("-b", "--batch", type=click.IntRange(min=1), help="Frames per model call [run.batch].")
 @click.option("-w", "--workers", type=click.IntRange(min=1), help="Composite threads [run.workers].")
-@click.option("-c", "--chunk", callback=_positive_or_auto, metavar="N|auto",
+@click.option("-c", "--chunk", callback=positive_or_auto, metavar="N|auto",
               help="Template frames cached at once [run.chunk].")
 @click.option("-f", "--frames", type=click.Path(path_type=Path), help="Folder for numbered images [output.frames].")
 @click.option("-o", "--video", type=click.Path(path_type=Path), help="H.264 mp4 to write [output.video].")
@@ -146,7 +68,7 @@ def _render(job: Job, reference: bool, quiet: bool, resume: bool = False,
               help="Write every stage's spans as a Chrome trace (open it in ui.perfetto.dev) and a PNG timeline "
                    "beside it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
-@_reports_errors
+@reports_errors
 def run(job_file: Path, reference: bool, batch: int | None, workers: int | None, chunk: int | str | None,
         frames: Path | None, video: Path | None, settings: tuple[str, ...], resume: bool, trace_file: Path | None,
         quiet: bool) -> None:
@@ -157,7 +79,7 @@ def run(job_file: Path, reference: bool, batch: int | None, workers: int | None,
     """
     if trace_file is not None and reference:
         raise click.UsageError("--trace records the processor's threads; the reference loop has none")
-    job = load_job(job_file, _overrides(batch, workers, chunk, frames, video, settings))
+    job = load_job(job_file, overrides(batch, workers, chunk, frames, video, settings))
     tracer = Tracer() if trace_file is not None else None
     stats = _render(job, reference, quiet, resume, tracer)
     if tracer is not None and trace_file is not None:
@@ -173,9 +95,9 @@ def run(job_file: Path, reference: bool, batch: int | None, workers: int | None,
               show_default=True, help="Folder for the demo's inputs, job file and outputs.")
 @click.option("-n", "--frames", "count", type=click.IntRange(min=1), default=250, show_default=True,
               help="Output frames (10 s at 25 fps by default).")
-@click.option("--size", default="1280x720", show_default=True, callback=_size, help="Frame size WIDTHxHEIGHT.")
+@click.option("--size", default="1280x720", show_default=True, callback=frame_size, help="Frame size WIDTHxHEIGHT.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@_reports_errors
+@reports_errors
 def demo(out_dir: Path, count: int, size: tuple[int, int], quiet: bool) -> None:
     """Make a synthetic talking-head job (template, rectangles, audio features, U-Net) and render it."""
     from composer.tools.demo import make_demo_assets

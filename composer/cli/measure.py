@@ -1,8 +1,7 @@
 """The measuring commands, ``composer profile`` and ``composer sweep``, registered on ``composer``'s group.
 
 Thin, like :mod:`composer.cli.main`: parse, call :mod:`composer.measure.profile` /
-:mod:`composer.measure.sweep`, print. This module imports nothing heavy and nothing of :mod:`composer.cli.main` at import time (that module registers these
-commands), so either can be imported first. ``python -m composer.cli.measure`` runs them on their own.
+:mod:`composer.measure.sweep`, print. This module imports nothing heavy at import time.
 """
 
 from __future__ import annotations
@@ -17,6 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from composer.cli.common import overrides, reports_errors
+
 if TYPE_CHECKING:
     from composer.runtime.trace import NullTracer
 
@@ -26,10 +27,8 @@ _FRAMES_DEFAULT = 250  # composer.measure.profile.DEFAULT_FRAMES, without import
 
 
 def _reports_errors(command: F) -> F:
-    """composer.cli.main's error reporting (one line, exit status), looked up when the command runs.
-
-    Ctrl-C gets its own message: measuring writes nothing of the job's, so there is nothing to resume.
-    """
+    """:func:`composer.cli.common.reports_errors`, with Ctrl-C's own message: measuring writes nothing of the
+    job's, so there is nothing to resume."""
 
     @functools.wraps(command)
     def interruptible(*args: Any, **kwargs: Any) -> Any:
@@ -41,13 +40,7 @@ def _reports_errors(command: F) -> F:
             click.echo("composer: interrupted; the job's outputs were not touched", err=True)
             sys.exit(130)
 
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from composer.cli.main import _reports_errors as reports_errors
-
-        return reports_errors(interruptible)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
+    return reports_errors(interruptible)  # type: ignore[return-value]
 
 
 def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
@@ -63,10 +56,9 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 
 def _load(job_file: Path, batch: int | None, workers: int | None, settings: tuple[str, ...]) -> Any:
-    from composer.cli.main import _overrides
     from composer.config.job import load_job
 
-    return load_job(job_file, _overrides(batch, workers, None, None, None, settings))
+    return load_job(job_file, overrides(batch, workers, None, None, None, settings))
 
 
 def _relative(path: Path, report: Path) -> str:

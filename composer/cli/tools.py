@@ -1,40 +1,21 @@
 """Helper commands around a job: ``composer rects from-landmarks``, ``composer rects show``, ``composer inspect``.
 
-Thin, like the rest of the CLI: parse, call the library, print. composer.cli.main registers them on ``main``.
+Thin, like the rest of the CLI: parse, call the library, print. :mod:`composer.cli.main` registers them on ``main``.
 """
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
+from composer.cli.common import reports_errors
 from composer.config.job import load_job
 
 __all__ = ["inspect_command", "rects"]
 
-F = TypeVar("F", bound=Callable[..., Any])
 _PATH = click.Path(path_type=Path)
-
-
-def _reports_errors(command: F) -> F:
-    """Applies composer.cli.main's ``_reports_errors`` (one-line errors, exit status) when the command runs.
-
-    composer.cli.main imports this module to register the commands, so importing it back while this module loads
-    would be circular; by the time a command runs, composer.cli.main is complete.
-    """
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from composer.cli.main import _reports_errors as reports_errors
-
-        return reports_errors(command)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,7 +38,7 @@ def rects() -> None:
 @click.option("--margin", type=click.FloatRange(min=-0.5, min_open=True), default=0.0, show_default=True,
               metavar="R", help="Grow each box by R times its size on every side (0.1: 10% each side).")
 @click.option("--square", is_flag=True, help="Make each box square around its centre, using its larger side.")
-@_reports_errors
+@reports_errors
 def from_landmarks(folder: Path, out: Path, frames: int | None, template: Path | None, smooth: int,
                    margin: float, square: bool) -> None:
     """Write a rectangles file from a folder DIR of Ultralight-Digital-Human .lms landmark files.
@@ -95,7 +76,7 @@ def from_landmarks(folder: Path, out: Path, frames: int | None, template: Path |
               help="Frames to show, spread evenly over the template (all of them if it has fewer).")
 @click.option("--width", "thumb_width", type=click.IntRange(min=1), default=320, show_default=True,
               help="Width of each thumbnail in pixels.")
-@_reports_errors
+@reports_errors
 def show(template: Path, rects_file: Path, out: Path, columns: int, samples: int, thumb_width: int) -> None:
     """Draw the rectangles of RECTS on sample frames of TEMPLATE (a video, image folder or image).
 
@@ -116,7 +97,7 @@ def show(template: Path, rects_file: Path, out: Path, columns: int, samples: int
 @click.option("-j", "--job", "job_file", type=_PATH, metavar="JOB.toml",
               help="Also check that MODEL fits this job (its template, rectangles, features and [model] "
                    "settings; MODEL replaces the job's model.path).")
-@_reports_errors
+@reports_errors
 def inspect_command(model: Path, job_file: Path | None) -> None:
     """List the inputs and outputs of MODEL.onnx, and with --job check that it fits the job.
 

@@ -134,7 +134,7 @@ def render_fresh(job: Job, tracer: Tracer | None = None, name: str = "render") -
 def _render(job: Job, level: int, traced: bool, answers: multiprocessing.queues.Queue) -> None:
     """:func:`render_fresh`'s child: answers the render's stats and spans, or the error that stopped it."""
     try:
-        from composer.rendering.pipeline import render
+        from composer.rendering.render import render
         from composer.runtime.trace import NullTracer, Tracer
 
         logging.basicConfig(format="composer: %(message)s")

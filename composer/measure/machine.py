@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 
-from composer.inputs.plan import usable_cores
+from composer.config import defaults
 from composer.measure.report import markdown_table
 
 __all__ = ["Machine", "describe_machine"]
@@ -93,7 +93,7 @@ def describe_machine() -> Machine:
     """Describe this machine (reads /proc/cpuinfo, asks nvidia-smi if it is installed)."""
     return Machine(
         cpu=_cpu_model(),
-        cores=usable_cores(),
+        cores=defaults.usable_cores(),
         logical=os.cpu_count() or 1,
         memory=psutil.virtual_memory().total,
         gpus=_nvidia_gpus(),

@@ -31,22 +31,16 @@ from typing import Any
 
 import numpy as np
 
+from composer.config.defaults import model_layout, segment_layout
 from composer.config.job import Job
 from composer.errors import JobError, OutputError
-from composer.inputs.plan import (
-    ModelLayout,
-    default_layout,
-    model_layout,
-    run_workers,
-    segment_layout,
-    segment_mode,
-    wanted_batch,
-)
 from composer.measure.children import render_fresh, rotated
 from composer.measure.machine import Machine, describe_machine
-from composer.measure.profile import DEFAULT_FRAMES, scratch_folder, trial_job
+from composer.measure.profile import DEFAULT_FRAMES
 from composer.measure.report import markdown_table, text_table
 from composer.measure.timeline import have_matplotlib
+from composer.measure.trial import scratch_folder, trial_job
+from composer.rendering.layout import RenderLayout, default_layout
 from composer.runtime.trace import Tracer
 
 __all__ = ["Confirmation", "Point", "PointResult", "Sweep", "Trial", "draw_heatmap", "run_sweep"]
@@ -262,13 +256,15 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
     if min(given) < 1:
         raise JobError("sweep: batch, workers, lanes and threads must be at least 1")
     own = default_layout(job)
-    default = default_point(job, own)
+    default = default_point(own)
     points: list[Point] = []
     if "segments" in modes:
         layouts = [segment_layout(job.with_run(lanes=n, threads=t)) for n, t in itertools.product(lanes, threads)]
-        points += [Point(b, 0, n, t, "segments") for b, (n, t) in itertools.product(batches, layouts)]
+        points += [Point(b, 0, m.lanes, m.threads, "segments") for b, m in itertools.product(batches, layouts)]
     if "pipeline" in modes:
-        layouts = [own if n is None and t is None else model_layout(job.with_run(lanes=n, threads=t))
+        pipeline = own.model if not own.segments else default_layout(job.with_run(mode="pipeline")).model
+        layouts = [pipeline if n is None and t is None else
+                   model_layout(job.with_run(lanes=n, threads=t), pipeline.accelerated)
                    for n, t in itertools.product(lanes, threads)]
         points += [Point(b, w, m.lanes, m.threads) for b, w, m in itertools.product(batches, workers, layouts)]
     points = list(dict.fromkeys(points))
@@ -314,17 +310,9 @@ def render_point(trial: Job, point: Point) -> Trial:
     return Trial(stats.fps, p95, stats.peak_rss, stats.frames)
 
 
-def default_point(job: Job, layout: ModelLayout | None = None) -> Point:
-    """The point the job's ``[run]`` settings give, with ``auto`` resolved as a render would resolve it.
-
-    ``layout``: the model layout, where the caller has it; else it is chosen as a render would choose it
-    (:func:`composer.inputs.plan.default_layout`, which may time the model).
-    """
-    if segment_mode(job):
-        lanes, threads = segment_layout(job)
-        return Point(wanted_batch(job, False), 0, lanes, threads, "segments")
-    layout = layout or default_layout(job)
-    return Point(wanted_batch(job, layout.accelerated), run_workers(job), layout.lanes, layout.threads)
+def default_point(layout: RenderLayout) -> Point:
+    """The point a render with ``layout`` (:func:`composer.rendering.layout.default_layout`) runs at."""
+    return Point(layout.batch, layout.workers, layout.model.lanes, layout.model.threads, layout.renderer)
 
 
 def draw_heatmap(sweep: Sweep, path: Path) -> Path | None:

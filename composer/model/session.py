@@ -15,7 +15,6 @@ import numpy as np
 
 from composer.config.job import ModelSpec
 from composer.errors import ModelError
-from composer.rendering.prepare import image_channels
 
 log = logging.getLogger("composer")
 
@@ -57,7 +56,7 @@ def match_inputs(path: Path, inputs: list[tuple[str, list[object]]], spec: Model
     Raises:
         ModelError: naming the model and the shapes that do not fit.
     """
-    channels = image_channels(spec)
+    channels = spec.image_channels
     images = [(n, s) for n, s in inputs if len(s) == 4 and _dim(s[1]) == channels]
     listing = ", ".join(f"{n} {_shape_text(s)}" for n, s in inputs)
     if len(images) != 1:

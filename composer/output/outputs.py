@@ -6,7 +6,8 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from composer.inputs.plan import EncoderLayout, Plan, encoder_layout
+from composer.config.defaults import EncoderLayout, encoder_layout
+from composer.inputs.plan import Plan
 from composer.output.resume import fingerprint, mark_finished, mark_started, resume_point
 from composer.output.video_segments import SegmentedVideoSink
 from composer.output.writers import ImageFolderSink

@@ -5,9 +5,12 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import psutil
+
+if TYPE_CHECKING:
+    from composer.rendering.layout import RenderLayout
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,7 @@ class RenderStats:
     frames: int
     seconds: float
     peak_rss: int  # bytes, resident set of the process at its highest seen during the render
+    layout: RenderLayout | None = None  # how it ran (the reference loop has none)
 
     @property
     def fps(self) -> float:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import math
 import queue
 import threading
 import time
@@ -34,34 +33,19 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import numpy as np
-import psutil
 
-from composer.config.job import Job
 from composer.errors import OutputError, StageError
-from composer.inputs.features import feature_window, release
-from composer.inputs.plan import (
-    Plan,
-    encoder_layout,
-    lanes_layout,
-    open_plan,
-    renders_segments,
-    run_batch,
-    run_workers,
-    segment_encoders,
-    segment_mode,
-    zero_batch,
-)
+from composer.inputs.features import release
+from composer.inputs.plan import Plan
 from composer.model.session import Model
-from composer.output.outputs import Outputs, open_outputs
-from composer.output.resume import SEGMENT_FRAMES
-from composer.output.video_segments import encoder_backlog, pooled_frames
-from composer.output.writers import convert_frame, converted_shape
-from composer.rendering.composite import composite
-from composer.rendering.observer import NullObserver, Observer, PeakMemory, RenderStats
-from composer.rendering.preload import Preloader, chunk_size, frame_bytes, plan_visits
-from composer.rendering.prepare import fill_image, image_channels
-from composer.rendering.segment_renderer import RELEASE_FEATURES, SegmentRenderer
-from composer.runtime.threads import POLL, Pool, Stopped, Supervisor, get, one_opencv_thread, put, wait_for
+from composer.output.outputs import Outputs
+from composer.rendering.layout import RenderLayout
+from composer.rendering.memory import PIPELINE_DEPTH, in_flight, input_count, slot_count
+from composer.rendering.observer import NullObserver, Observer
+from composer.rendering.preload import Preloader, plan_visits
+from composer.rendering.segment_renderer import RELEASE_FEATURES
+from composer.rendering.step import FrameStep, ModelInputs
+from composer.runtime.threads import POLL, Pool, Stopped, Supervisor, get, put, wait_for
 from composer.runtime.trace import NullTracer
 
 log = logging.getLogger("composer")
@@ -81,14 +65,6 @@ class Item:
 
 
 @dataclass(frozen=True)
-class Inputs:
-    """A pooled pair of model input buffers."""
-
-    images: np.ndarray  # [batch, channels, S, S] float32
-    features: np.ndarray | None  # [batch, *feature_shape] float32
-
-
-@dataclass(frozen=True)
 class Slot:
     """A pooled pair of output buffers for one frame."""
 
@@ -102,7 +78,7 @@ class Batch:
 
     number: int  # position in output order, for the lanes' ordered hand-off
     items: tuple[Item, ...]
-    inputs: Inputs
+    inputs: ModelInputs
     count: int  # rows of ``inputs`` in use
 
 
@@ -127,86 +103,6 @@ class Turnstile:
                 self._cond.notify_all()
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Sizes resolved from the job's ``[run]`` section and the machine."""
-
-    batch: int
-    workers: int
-    chunk: int
-    depth: int = 2  # batches queued between batcher and model lanes
-
-    @classmethod
-    def resolve(cls, job: Job, plan: Plan, model: Model, lanes: int = 1, held: int = 0) -> Settings:
-        """Batch from the model (fixed) or the job; chunk from ``[run] chunk`` or the memory it may take.
-
-        ``[run] memory_budget`` bounds the whole render: the cache gets what is left of it once the process as
-        it stands (``held`` bytes: interpreter, libraries and the warmed-up model sessions) and the
-        processor's working buffers (:func:`working_bytes`) are counted. Without it the cache may take
-        ``memory_fraction`` of the memory available now.
-        """
-        run = job.run
-        frames = plan.source.count
-        batch, workers = run_batch(job, model), run_workers(job)
-        if run.chunk is not None:
-            chunk = min(run.chunk, frames)
-        else:
-            per_frame = frame_bytes(plan.source.width, plan.source.height, job.model.crop)
-            if run.memory_budget is not None:
-                budget = run.memory_budget - held - working_bytes(plan, model, batch, workers, lanes)
-                if budget < 2 * per_frame:
-                    log.warning("memory_budget %d MB: the model and the working buffers already take %d MB; "
-                                "caching one template frame at a time", run.memory_budget // 10**6,
-                                (run.memory_budget - budget) // 10**6)
-            else:
-                budget = int(psutil.virtual_memory().available * run.memory_fraction)
-            chunk = chunk_size(max(0, budget), per_frame, frames)
-        return cls(batch=batch, workers=workers, chunk=chunk)
-
-
-def slot_count(batch: int, workers: int) -> int:
-    """Output slots the processor keeps: every frame that can be in flight at once has one (the writer's
-    queue, the frame being written, and a batch the lane at the turnstile is handing out)."""
-    return _in_flight(batch, workers) + batch + 2
-
-
-def _in_flight(batch: int, workers: int) -> int:
-    return 2 * batch + workers
-
-
-def input_count(lanes: int, depth: int) -> int:
-    """Model input buffers: one per queued batch, one per lane inferring, and one the batcher fills."""
-    return depth + lanes + 1
-
-
-ENCODER_FRAMES = 40  # an x264 (veryfast) holds 30-41 BGR frames' worth of memory at 1280x720, on 1 or 3 threads
-
-
-def working_bytes(plan: Plan, model: Model, batch: int, workers: int, lanes: int,
-                  depth: int = Settings.depth) -> int:
-    """Bytes the processor's buffers take besides the cache: output slots, model inputs and outputs, encoders
-    and the frames waiting for them."""
-    width, height, spec = plan.source.width, plan.source.height, plan.job.model
-    frame = 3 * width * height
-    slot = frame + (frame // 2 if plan.job.output.video is not None else 0)
-    sample = 4 * (image_channels(spec) * spec.window**2 + math.prod(model.inputs.feature_shape or (0,)))
-    predictions = 4 * 3 * spec.window**2 * batch * lanes
-    encoder = 0
-    if plan.job.output.video is not None:
-        encoders = encoder_layout(plan.job).encoders
-        waiting = pooled_frames(encoders, encoder_backlog(encoders))
-        encoder = encoders * ENCODER_FRAMES * frame + waiting * (frame // 2)
-    return slot_count(batch, workers) * slot + input_count(lanes, depth) * batch * sample + predictions + encoder
-
-
-def warm_up(lanes: Sequence[Model], job: Job) -> None:
-    """Run each lane once on a batch of zeros of the job's batch size, so ONNX Runtime's arenas reach their
-    working size now: before the memory left for the cache is measured, and outside the render's time."""
-    batch = run_batch(job, lanes[0])
-    for model in lanes:
-        model.run(*zero_batch(model, batch))
-
-
 class Pipeline:
     """Renders a plan with the processor's threads.
 
@@ -214,51 +110,45 @@ class Pipeline:
         plan: the checked inputs.
         lanes: one model session per model lane (:meth:`composer.inputs.plan.Plan.open_lanes`).
         outputs: open sinks.
-        settings: batch, workers and chunk sizes.
+        layout: batch, workers and chunk size (:func:`composer.rendering.layout.choose_layout`).
         observer: told of each finished frame, from the writer thread.
         tracer: records the stages' spans.
         run: the render's supervisor, shared with the outputs' threads (None: the processor's own).
     """
 
-    def __init__(self, plan: Plan, lanes: Sequence[Model], outputs: Outputs, settings: Settings,
+    def __init__(self, plan: Plan, lanes: Sequence[Model], outputs: Outputs, layout: RenderLayout,
                  observer: Observer | None = None, tracer: NullTracer | None = None,
                  run: Supervisor | None = None) -> None:
         if not lanes:
             raise ValueError("the processor needs at least one model lane")
-        self.plan, self.lanes, self.outputs, self.settings = plan, tuple(lanes), outputs, settings
+        self.plan, self.lanes, self.outputs, self.layout = plan, tuple(lanes), outputs, layout
+        self.step = FrameStep(plan)
         self.observer = observer or NullObserver()
         self.tracer = tracer or NullTracer()
-        self.visits = plan_visits(plan.schedule, settings.chunk, outputs.start)
+        self.visits = plan_visits(plan.schedule, layout.chunk, outputs.start)
         self._batching = 0  # the frame the batcher is on, for error messages
         self._numbered = 0  # batches made so far
         self._supervisor = Supervisor(run)
         self.stop = self._supervisor.stop
-        self.preloader = Preloader(plan.source, plan.rects, plan.job.model, settings.chunk, self.visits,
+        self.preloader = Preloader(plan.source, plan.rects, plan.job.model, layout.chunk, self.visits,
                                    self.stop, self.tracer)
-        self._batches: queue.Queue[Batch | None] = queue.Queue(maxsize=settings.depth)
+        self._batches: queue.Queue[Batch | None] = queue.Queue(maxsize=PIPELINE_DEPTH)
         self._turnstile = Turnstile(self.stop)
         self._lanes_left = len(self.lanes)  # lanes still running; the last one closes the writer's queue
         self._lanes_lock = threading.Lock()
         self._finished: queue.Queue[tuple[Item, Future[Slot | None]] | None] = queue.Queue(
-            maxsize=_in_flight(settings.batch, settings.workers))
-        self._inputs = Pool([self._new_inputs() for _ in range(input_count(len(self.lanes), settings.depth))])
+            maxsize=in_flight(layout.batch, layout.workers))
+        self._inputs = Pool([ModelInputs.allocate(plan.job.model, self.lanes[0], layout.batch)
+                             for _ in range(input_count(len(self.lanes)))])
         # Reusing the output slots keeps their pages warm (no fresh-page faults).
-        self._slots = Pool([self._new_slot() for _ in range(slot_count(settings.batch, settings.workers))])
+        self._slots = Pool([self._new_slot() for _ in range(slot_count(layout.batch, layout.workers))])
 
     def _new_slot(self) -> Slot:
         width, height = self.plan.source.width, self.plan.source.height
         video = None
         if self.outputs.video is not None:
-            video = np.empty(converted_shape(width, height), np.uint8)
+            video = FrameStep.convert(np.zeros((height, width, 3), np.uint8), width, height)
         return Slot(np.empty((height, width, 3), np.uint8), video)
-
-    def _new_inputs(self) -> Inputs:
-        spec, inputs, b = self.plan.job.model, self.lanes[0].inputs, self.settings.batch
-        images = np.zeros((b, image_channels(spec), spec.window, spec.window), dtype=np.float32)
-        features = None
-        if inputs.feature_shape is not None:
-            features = np.zeros((b, *inputs.feature_shape), dtype=np.float32)
-        return Inputs(images, features)
 
     def run(self) -> None:
         """Render every output frame; returns when all are written, raises the first stage error."""
@@ -266,7 +156,7 @@ class Pipeline:
         if not self.visits:
             self.observer.finished()
             return
-        with ThreadPoolExecutor(self.settings.workers, thread_name_prefix="composer-composite") as pool:
+        with ThreadPoolExecutor(self.layout.workers, thread_name_prefix="composer-composite") as pool:
             try:
                 self._supervisor.spawn("preload", self.preloader.run)
                 self._supervisor.spawn("batch", self._batch_stage)
@@ -295,9 +185,8 @@ class Pipeline:
                 _close(self._batches, self.stop)  # one end-of-stream sentinel per lane
 
     def _make_batches(self) -> None:
-        plan, spec, stop = self.plan, self.plan.job.model, self.stop
-        window = plan.job.features.window if plan.job.features is not None else 0
-        inputs: Inputs | None = None
+        plan, step, stop = self.plan, self.step, self.stop
+        inputs: ModelInputs | None = None
         items: list[Item] = []
         count = 0
         for v, visit in enumerate(self.visits):
@@ -320,25 +209,22 @@ class Pipeline:
                         inputs = self._inputs.take(stop)
                     crop = chunk.crops[local]
                     with self.tracer.span("prepare", i):
-                        fill_image(crop, spec, inputs.images[count])
-                        if inputs.features is not None and plan.features is not None:
-                            inputs.features[count] = feature_window(plan.features, i, window).reshape(
-                                inputs.features.shape[1:])
+                        step.prepare(i, crop, inputs, count)
                     count += 1
                 frame = chunk.frames[local]
                 assert frame is not None  # loaded() said so
                 items.append(Item(i, v, time.perf_counter(), frame, crop, rect))
                 if plan.features is not None and i % RELEASE_FEATURES == 0:
                     release(plan.features)
-                if count == self.settings.batch or len(items) >= _MAX_ITEMS:
+                if count == self.layout.batch or len(items) >= _MAX_ITEMS:
                     put(self._batches, self._batch(items, inputs, count), stop)
                     items, inputs, count = [], None, 0
         if items:
             put(self._batches, self._batch(items, inputs, count), stop)
 
-    def _batch(self, items: list[Item], inputs: Inputs | None, count: int) -> Batch:
+    def _batch(self, items: list[Item], inputs: ModelInputs | None, count: int) -> Batch:
         if inputs is None:
-            inputs = Inputs(np.empty((0,), np.float32), None)
+            inputs = ModelInputs(np.empty((0,), np.float32), None)
         self._numbered += 1
         return Batch(self._numbered - 1, tuple(items), inputs, count)
 
@@ -365,12 +251,9 @@ class Pipeline:
                 _close(self._finished, self.stop)
 
     def _infer(self, model: Model, batch: Batch) -> np.ndarray:
-        features = batch.inputs.features
         try:
             with self.tracer.span("infer", batch.items[0].index, batch.count):
-                return model.run(
-                    batch.inputs.images[: batch.count], None if features is None else features[: batch.count]
-                )
+                return self.step.infer(model, batch.inputs, batch.count)
         except Exception as exc:
             indices = [item.index for item in batch.items if item.rect is not None]
             raise StageError("infer", f"frames {indices[0]}-{indices[-1]}", exc) from exc
@@ -398,17 +281,15 @@ class Pipeline:
             slot = self._slots.take(self.stop)
         if item.rect is not None:
             assert item.crop is not None and prediction is not None and slot is not None
-            spec = self.plan.job
             with self.tracer.span("composite", item.index):
-                frame = composite(item.frame, item.crop, prediction, item.rect, spec.model, spec.composite,
-                                  out=slot.frame)
+                frame = self.step.paste(item.frame, item.crop, prediction, item.rect, out=slot.frame)
         if self.outputs.images is not None:
             with self.tracer.span("write_image", item.index):
-                self.outputs.images.write(item.index, frame)
+                self.step.save(item.index, frame, self.outputs.images)
         if video is not None:
             assert slot is not None and slot.video is not None
             with self.tracer.span("write_video", item.index):
-                convert_frame(frame, video.width, video.height, slot.video)
+                self.step.convert(frame, video.width, video.height, slot.video)
         return slot
 
     def _write_stage(self) -> None:
@@ -446,49 +327,3 @@ def _close(q: queue.Queue[object], stop: threading.Event) -> None:
     """Send the end-of-stream sentinel unless the run is stopping (then nobody reads it)."""
     with contextlib.suppress(Stopped):
         put(q, None, stop)
-
-
-def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None = None,
-           resume: bool = False) -> RenderStats:
-    """Render ``job`` with the processor and write its outputs.
-
-    Args:
-        job: the job.
-        observer: told of each finished frame.
-        tracer: records the stages' spans.
-        resume: continue an interrupted run of the same job from where it stopped.
-
-    Raises:
-        ComposerError: a bad input (before the first frame, where it can be found then) or a stage failure.
-    """
-    memory = PeakMemory()
-    with open_plan(job) as plan:
-        lanes = plan.open_render_lanes()
-        warm_up(lanes, job)
-        settings = Settings.resolve(job, plan, lanes[0], len(lanes), held=psutil.Process().memory_info().rss)
-        cached = settings.chunk * frame_bytes(plan.source.width, plan.source.height, job.model.crop)
-        log.info("cache: %d of %d template frames per chunk (%d MB%s)", settings.chunk, plan.source.count,
-                 cached // 10**6, "" if settings.chunk >= plan.source.count else " per slot, two slots")
-        segments = renders_segments(job, settings.chunk, plan.source.count)
-        if segment_mode(job) and not segments:
-            (log.warning if job.run.mode == "segments" else log.info)(
-                "run.mode: the segment renderer needs all %d template frames cached, the memory allows %d; "
-                "rendering with the pipeline", plan.source.count, settings.chunk)
-        layout = segment_encoders(job) if segments else encoder_layout(job)
-        if segments:
-            log.info("segments: %s, batch %d, each lane rendering whole %d-frame segments",
-                     lanes_layout(lanes).text(), settings.batch, SEGMENT_FRAMES)
-        else:
-            log.info("pipeline: model %s, batch %d; %d composite workers", lanes_layout(lanes).text(),
-                     settings.batch, settings.workers)
-        if job.output.video is not None:
-            log.info("video: %s, %d-frame segments", layout.text(), SEGMENT_FRAMES)
-        began = time.perf_counter()
-        run = Supervisor()  # one stop event and one first error for the processor's and the outputs' threads
-        with one_opencv_thread(), open_outputs(plan, resume, run, layout) as outputs:
-            if segments:
-                SegmentRenderer(plan, lanes, outputs, settings.batch, observer, tracer, run).run()
-            else:
-                Pipeline(plan, lanes, outputs, settings, observer, tracer, run).run()
-        seconds = time.perf_counter() - began
-    return RenderStats(frames=plan.count - outputs.start, seconds=seconds, peak_rss=memory.peak)

@@ -51,11 +51,6 @@ class Chunk:
     crops: np.ndarray  # [n, crop, crop, 3] uint8; rows of frames without a rectangle are unused
 
 
-def frame_bytes(width: int, height: int, crop: int) -> int:
-    """Bytes one cached template frame costs: the full frame plus its crop."""
-    return 3 * (width * height + crop * crop)
-
-
 def small_pages(shape: tuple[int, ...]) -> np.ndarray:
     """An uninitialised uint8 array of ``shape`` on an anonymous mapping of its own, in 4 KiB pages (the
     cache's crops; the figures below were measured when the frames lived in such a block too).

@@ -27,11 +27,6 @@ def crop_region(frame: np.ndarray, rect: tuple[int, int, int, int], spec: ModelS
     return cv2.resize(frame[y1:y2, x1:x2], size, dst=out, interpolation=INTERPOLATION[spec.resize_in])
 
 
-def image_channels(spec: ModelSpec) -> int:
-    """Channel count of the model's image input: three per input group."""
-    return 3 * len(spec.inputs)
-
-
 def fill_image(crop: np.ndarray, spec: ModelSpec, out: np.ndarray) -> np.ndarray:
     """Write the model's image input for one crop into ``out`` (float32, ``channels x window x window``).
 
@@ -55,5 +50,5 @@ def fill_image(crop: np.ndarray, spec: ModelSpec, out: np.ndarray) -> np.ndarray
 
 def model_image(crop: np.ndarray, spec: ModelSpec) -> np.ndarray:
     """The model's image input for one crop, in a new array."""
-    out = np.empty((image_channels(spec), spec.window, spec.window), dtype=np.float32)
+    out = np.empty((spec.image_channels, spec.window, spec.window), dtype=np.float32)
     return fill_image(crop, spec, out)

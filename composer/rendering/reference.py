@@ -1,7 +1,7 @@
 """The reference renderer: docs/design.md section 3 as a plain per-frame loop.
 
-Every configuration of the processor must produce exactly these frames. It holds the whole template in RAM
-and does one thing at a time, which also makes it the benchmarks' sequential baseline.
+Every configuration of the renderers must produce exactly these frames. It holds the whole template in RAM and
+does one thing at a time, which also makes it the benchmarks' sequential baseline.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import time
 from composer.config.job import Job
 from composer.inputs.plan import open_plan
 from composer.output.outputs import open_outputs
-from composer.rendering.composite import composite
 from composer.rendering.observer import NullObserver, Observer, PeakMemory, RenderStats
-from composer.rendering.prepare import crop_region, model_image
+from composer.rendering.step import FrameStep, ModelInputs
 
 
 def render_reference(job: Job, observer: Observer | None = None, resume: bool = False) -> RenderStats:
@@ -22,6 +21,7 @@ def render_reference(job: Job, observer: Observer | None = None, resume: bool = 
     memory = PeakMemory()
     with open_plan(job) as plan:
         model = plan.open_model()
+        step, inputs = FrameStep(plan), ModelInputs.allocate(job.model, model, 1)
         began = time.perf_counter()
         with open_outputs(plan, resume) as outputs:
             frames = list(plan.source.frames())
@@ -30,13 +30,10 @@ def render_reference(job: Job, observer: Observer | None = None, resume: bool = 
                 t = int(plan.schedule[i])
                 frame, rect = frames[t], plan.rects.get(t)
                 if rect is not None:
-                    crop = crop_region(frame, rect, job.model)
-                    window = plan.window(i)
-                    prediction = model.run(model_image(crop, job.model)[None],
-                                           None if window is None else window[None])[0]
-                    frame = composite(frame, crop, prediction, rect, job.model, job.composite)
-                if outputs.images is not None:
-                    outputs.images.write(i, frame)
+                    crop = step.crop(frame, rect)
+                    step.prepare(i, crop, inputs, 0)
+                    frame = step.paste(frame, crop, step.infer(model, inputs, 1)[0], rect)
+                step.save(i, frame, outputs.images)
                 if outputs.video is not None:
                     outputs.video.write(frame)
                 observer.frame_done(i)

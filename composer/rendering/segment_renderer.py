@@ -17,7 +17,7 @@ segment needs the template's last frame first). It renders the next unclaimed fr
 and converts them for x264; that lane encodes them in order, so the video is the same whoever renders a frame.
 Without it one lane rendered alone for the last 6% of the heavy benchmark's 1,000-frame render, and the light
 model's 200-frame job waited half its time on the decoder with one lane idle.
-:func:`composer.inputs.plan.segment_mode` chooses between this renderer and the pipeline (README, "Defaults").
+:func:`composer.rendering.layout.choose_layout` chooses between this renderer and the pipeline.
 
 It needs the whole template in the cache, since the lanes work a segment or more apart; a template that does
 not fit is rendered by the pipeline. The first error stops every lane through the run's one stop event and is
@@ -36,21 +36,20 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from composer.errors import OutputError, StageError
-from composer.inputs.features import feature_window, release
+from composer.inputs.features import release
 from composer.inputs.plan import Plan
 from composer.model.session import Model
 from composer.output.outputs import Outputs
 from composer.output.resume import SEGMENT_FRAMES
-from composer.output.writers import VideoSink, convert_frame, converted_shape
-from composer.rendering.composite import composite
+from composer.output.writers import VideoSink, converted_shape
+from composer.rendering.memory import SPARE_FRAMES
 from composer.rendering.observer import NullObserver, Observer
 from composer.rendering.preload import Chunk, Preloader, Visit
-from composer.rendering.prepare import fill_image, image_channels
+from composer.rendering.step import FrameStep, ModelInputs
 from composer.runtime.threads import Stopped, Supervisor, wait_for
 from composer.runtime.trace import NullTracer
 
 MIN_SPLIT = 8  # frames a lane at least, for the last segments to be cut between the lanes (a piece restarts x264)
-SPARE_FRAMES = 4  # converted frames rendered ahead of their encoder, per frame of batch (1.4 MB each at 1280x720)
 HELP_POLL = 0.005  # seconds an idle lane waits before it looks again for decoded frames to help with
 RELEASE_FEATURES = 500  # output frames between releases of the features file's pages (flat memory)
 _Step = tuple[str, "_Claim | None"]  # what a lane does next: "encode", "render" or "help" a claim; "done"
@@ -91,10 +90,7 @@ class _Buffers:
     """One lane's reusable buffers: its model inputs, its output frame and the frame converted for x264."""
 
     def __init__(self, plan: Plan, model: Model, batch: int, video: bool) -> None:
-        spec = plan.job.model
-        self.images = np.zeros((batch, image_channels(spec), spec.window, spec.window), np.float32)
-        shape = model.inputs.feature_shape
-        self.features = np.zeros((batch, *shape), np.float32) if shape is not None else None
+        self.inputs = ModelInputs.allocate(plan.job.model, model, batch)
         width, height = plan.source.width, plan.source.height
         self.frame = np.empty((height, width, 3), np.uint8)
         self.i420 = np.empty(converted_shape(width, height), np.uint8) if video else None
@@ -144,6 +140,7 @@ class SegmentRenderer:
         if not lanes:
             raise ValueError("the segment renderer needs at least one model lane")
         self.plan, self.lanes, self.outputs, self.batch = plan, tuple(lanes), outputs, batch
+        self.step = FrameStep(plan)
         self.observer = observer or NullObserver()
         self.tracer = tracer or NullTracer()
         self.ranges = segment_ranges(outputs.start, plan.count, len(lanes))
@@ -314,8 +311,7 @@ class SegmentRenderer:
         """Render the frames of ``claim`` in order: the frames with a rectangle ``batch`` to a model call, each
         pass-through frame once the frames before it are out. Each is encoded into ``piece``; without one (and
         with a video), converted into a spare buffer of ``claim`` for its range's lane to encode."""
-        plan, spec, stop = self.plan, self.plan.job.model, self.stop
-        window = plan.job.features.window if plan.job.features is not None else 0
+        plan, stop = self.plan, self.stop
         waiting: _Waiting = []  # index, when begun, frame, crop and rectangle of each
         loaded = 0
         for i in range(claim.first, claim.stop):
@@ -337,11 +333,7 @@ class SegmentRenderer:
             crop = chunk.crops[t]
             try:
                 with self.tracer.span("prepare", i):
-                    row = len(waiting)
-                    fill_image(crop, spec, buffers.images[row])
-                    if buffers.features is not None and plan.features is not None:
-                        buffers.features[row] = feature_window(plan.features, i, window).reshape(
-                            buffers.features.shape[1:])
+                    self.step.prepare(i, crop, buffers.inputs, len(waiting))
             except Exception as exc:
                 raise StageError("prepare", f"frame {i}", exc) from exc
             waiting.append((i, born, frame, crop, rect))
@@ -355,17 +347,15 @@ class SegmentRenderer:
         if not waiting:
             return
         n = len(waiting)
-        features = buffers.features
         try:
             with self.tracer.span("infer", waiting[0][0], n):
-                predictions = model.run(buffers.images[:n], None if features is None else features[:n])
+                predictions = self.step.infer(model, buffers.inputs, n)
         except Exception as exc:
             raise StageError("infer", f"frames {waiting[0][0]}-{waiting[-1][0]}", exc) from exc
-        job = self.plan.job
         for (i, born, frame, crop, rect), prediction in zip(waiting, predictions):
             try:
                 with self.tracer.span("composite", i):
-                    out = composite(frame, crop, prediction, rect, job.model, job.composite, out=buffers.frame)
+                    out = self.step.paste(frame, crop, prediction, rect, out=buffers.frame)
             except Exception as exc:
                 raise StageError("composite", f"frame {i}", exc) from exc
             self._finish(i, born, out, claim, piece, buffers)
@@ -380,18 +370,18 @@ class SegmentRenderer:
         try:
             if self.outputs.images is not None:
                 with self.tracer.span("write_image", i):
-                    self.outputs.images.write(i, frame)
+                    self.step.save(i, frame, self.outputs.images)
             if piece is not None:
                 assert buffers.i420 is not None
                 with self.tracer.span("write_video", i):
-                    piece.write_converted(convert_frame(frame, piece.width, piece.height, buffers.i420))
+                    piece.write_converted(self.step.convert(frame, piece.width, piece.height, buffers.i420))
             elif video is not None:
                 with self._cond:
                     spare = self._spare.pop() if self._spare else None
                 if spare is None:
                     spare = np.empty(converted_shape(video.width, video.height), np.uint8)
                 with self.tracer.span("write_video", i):
-                    claim.frames.append(convert_frame(frame, video.width, video.height, spare))
+                    claim.frames.append(self.step.convert(frame, video.width, video.height, spare))
         except Exception as exc:
             raise StageError("write", f"frame {i}", exc) from exc
         self.tracer.add("latency", born, time.perf_counter(), i)

@@ -12,6 +12,7 @@ from benchmarks.designs import DESIGNS, label, load_inputs, pooled_drawers
 from benchmarks.run import Checker, benchmark_job, check, table, text_table, time_designs
 from composer.config.job import load_job
 from composer.measure.children import ChildFailed, rotated
+from composer.rendering.layout import default_layout
 from composer.rendering.reference import render_reference
 from tests.conftest import broken_copy
 
@@ -77,16 +78,20 @@ def test_checker_reports_differences_and_missing_frames():
 def test_labels_and_table(folder_job, monkeypatch):
     from benchmarks.run import Timing
 
-    monkeypatch.setattr("composer.inputs.plan.usable_cores", lambda: 2)  # a CPU with cores to share: segments
+    monkeypatch.setattr("composer.config.defaults.usable_cores", lambda: 2)  # a CPU with cores to share: segments
     job = load_job(folder_job)
-    assert label("composer", job.with_run(lanes=2)) == "composer (segments: batch 1, 2 lanes x 1 thread)"
-    pipeline = job.with_run(mode="pipeline", batch=4, workers=3)
-    assert label("composer", pipeline).startswith("composer (pipeline: batch 4, 3 workers, model ")
+    segments = default_layout(job.with_run(lanes=2))
+    assert label("composer", segments) == (
+        "composer (segments: 2 lanes x 1 thread, batch 1, each lane rendering whole segments)")
+    pipeline = default_layout(job.with_run(mode="pipeline", batch=4, workers=3))
+    assert label("composer", pipeline).startswith("composer (pipeline: model ")
+    assert label("composer", pipeline).endswith("batch 4; 3 composite workers)")
     assert f"{pooled_drawers()} drawer" in label("seed000-pooled")
     timings = {"composer": Timing("composer", (1.0, 1.6, 2.0), 2**20, 10),
                "reference": Timing("reference", (4.0,), 0, 10)}
-    rows = table(timings, {}, job)
+    rows = table(timings, {}, segments)
     assert rows[0][3] == "1.00" and rows[1][3] == "0.40" and rows[1][4] == "2.50x"
+    assert rows[0][0] == label("composer", segments)
     assert "fps / composer's" in text_table(rows)
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from benchmarks.scaling import Scaling, main
 from composer.config.job import load_job
-from composer.measure.profile import StageCost, mean_costs
+from composer.measure.stages import StageCost, mean_costs
 from tests.conftest import broken_copy
 
 
@@ -63,9 +63,10 @@ def test_the_end_to_end_figure_is_the_frames_over_the_copies_mean_wall_time(demo
 
 def test_the_stage_loop_times_its_work_end_to_end(demo_video_job, tmp_path):
     # The copies' wall time: decoding, the stages and closing the outputs, at least what the stages' clocks saw.
-    from composer.measure.profile import measure_stages, trial_job
+    from composer.measure.stages import measure_stages
+    from composer.measure.trial import trial_job
 
     job = trial_job(load_job(demo_video_job), 8, tmp_path / "run")
-    measured = measure_stages(job, tmp_path / "measure", 8, describe=False)
+    measured = measure_stages(job, tmp_path / "measure", 8)
     clocked = sum(s.wall_ms for s in measured.stages) * 8 / 1000
     assert clocked * 0.99 <= measured.seconds < clocked + 5

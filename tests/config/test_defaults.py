@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from composer.config.job import load_job
-from composer.errors import JobError
-from composer.inputs import plan as plan_module
-from composer.inputs.plan import (
+from composer.config import defaults
+from composer.config.defaults import (
     ACCELERATOR_BATCH,
     CHEAP_SECONDS_PER_PIXEL,
     CPU_BATCH,
-    PROBE_CALLS,
     EncoderLayout,
     cheap_model,
     encoder_layout,
-    frame_seconds,
     model_layout,
-    open_plan,
-    run_batch,
     run_workers,
 )
+from composer.config.job import load_job
+from composer.errors import JobError
+from composer.inputs.plan import open_plan
+from composer.rendering import layout as layout_module
+from composer.rendering.layout import PROBE_CALLS, choose_layout, frame_seconds, open_render, run_batch
 
 
 @pytest.fixture
@@ -30,22 +29,21 @@ def job(make_job):
 
 @pytest.mark.parametrize(("cores", "lanes", "threads"), [(1, 1, 1), (2, 2, 1), (3, 2, 1), (8, 2, 4)])
 def test_a_cpu_gets_two_single_threaded_lanes_sharing_the_cores(monkeypatch, job, cores, lanes, threads):
-    monkeypatch.setattr(plan_module, "usable_cores", lambda: cores)
-    layout = model_layout(job)
+    monkeypatch.setattr(defaults, "usable_cores", lambda: cores)
+    layout = model_layout(job, False)
     assert (layout.lanes, layout.threads, layout.accelerated) == (lanes, threads, False)
 
 
 def test_an_accelerator_gets_one_lane(monkeypatch, job):
-    monkeypatch.setattr(plan_module, "usable_cores", lambda: 8)
-    monkeypatch.setattr(plan_module, "expects_accelerator", lambda provider: True)
-    layout = model_layout(job)
+    monkeypatch.setattr(defaults, "usable_cores", lambda: 8)
+    layout = model_layout(job, accelerated=True)
     assert (layout.lanes, layout.threads, layout.accelerated) == (1, 8, True)
 
 
 def test_the_job_overrides_lanes_and_threads(monkeypatch, job):
-    monkeypatch.setattr(plan_module, "usable_cores", lambda: 8)
-    assert model_layout(job.with_run(lanes=3)).text() == "3 lanes x 2 threads"
-    assert model_layout(job.with_run(lanes=1, threads=1)).text() == "1 lane x 1 thread"
+    monkeypatch.setattr(defaults, "usable_cores", lambda: 8)
+    assert model_layout(job.with_run(lanes=3), False).text() == "3 lanes x 2 threads"
+    assert model_layout(job.with_run(lanes=1, threads=1), False).text() == "1 lane x 1 thread"
 
 
 @pytest.mark.parametrize(("seconds", "cores", "cheap"), [
@@ -63,39 +61,38 @@ def test_a_model_is_cheap_while_one_thread_keeps_up_with_the_other_cores(seconds
 
 @pytest.mark.parametrize("cores", [2, 8])
 def test_a_cheap_model_gets_one_lane_on_one_thread(monkeypatch, job, cores):
-    monkeypatch.setattr(plan_module, "usable_cores", lambda: cores)
-    assert model_layout(job, cheap=True).text() == "1 lane x 1 thread"
-    assert model_layout(job.with_run(lanes=2), cheap=True).text() == f"2 lanes x {cores // 2} thread" + "s" * (
+    monkeypatch.setattr(defaults, "usable_cores", lambda: cores)
+    assert model_layout(job, False, cheap=True).text() == "1 lane x 1 thread"
+    assert model_layout(job.with_run(lanes=2), False, cheap=True).text() == f"2 lanes x {cores // 2} thread" + "s" * (
         cores > 2)
-    assert model_layout(job.with_run(threads=2), cheap=True).text() == "2 lanes x 2 threads"
+    assert model_layout(job.with_run(threads=2), False, cheap=True).text() == "2 lanes x 2 threads"
 
 
 def test_the_accelerator_layout_does_not_depend_on_the_cost(monkeypatch, job):
-    monkeypatch.setattr(plan_module, "usable_cores", lambda: 8)
-    monkeypatch.setattr(plan_module, "expects_accelerator", lambda provider: True)
-    assert model_layout(job, cheap=True).text() == "1 lane x 8 threads"
+    monkeypatch.setattr(defaults, "usable_cores", lambda: 8)
+    assert model_layout(job, True, cheap=True).text() == "1 lane x 8 threads"
 
 
 @pytest.mark.parametrize(("seconds", "lanes"), [(0.0, 1), (10.0, 2)])
 def test_a_render_times_the_model_on_one_thread_and_keeps_that_session(monkeypatch, job, seconds, lanes):
-    monkeypatch.setattr(plan_module, "usable_cores", lambda: 2)
+    monkeypatch.setattr(defaults, "usable_cores", lambda: 2)
     timed = []
-    monkeypatch.setattr(plan_module, "frame_seconds", lambda model, batch: timed.append(model) or seconds)
-    with open_plan(job) as plan:
-        models = plan.open_lanes()
+    monkeypatch.setattr(layout_module, "frame_seconds", lambda model, batch: timed.append(model) or seconds)
+    with open_plan(job.with_run(mode="pipeline")) as plan:
+        layout, models = open_render(plan)
+    assert layout.model.lanes == lanes
     assert [(len(models), m.threads) for m in models] == [(lanes, 1)] * lanes
     assert models[0] is timed[0], "the timed one-thread session is the first lane"
 
 
 @pytest.mark.parametrize("run", [{"lanes": 2}, {"threads": 1}])
 def test_a_layout_the_job_sets_is_not_timed(monkeypatch, job, run):
-    monkeypatch.setattr(plan_module, "usable_cores", lambda: 2)
-    monkeypatch.setattr(plan_module, "frame_seconds", lambda model, batch: pytest.fail("the model was timed"))
+    monkeypatch.setattr(defaults, "usable_cores", lambda: 2)
+    monkeypatch.setattr(layout_module, "frame_seconds", lambda model, batch: pytest.fail("the model was timed"))
     job = job.with_run(**run)
-    with open_plan(job) as plan:
-        layout, probe = plan.choose_layout()
-    assert probe is None
-    assert layout == model_layout(job)
+    with open_plan(job.with_run(mode="pipeline")) as plan:
+        layout, _ = choose_layout(plan)
+    assert layout.model == model_layout(job, False)
 
 
 def test_frame_seconds_times_a_real_model(job):
@@ -118,7 +115,7 @@ def test_frame_seconds_is_the_fastest_timed_call_per_frame(monkeypatch):
         def run(self, images, features):
             calls.append((images.shape, features.shape))
 
-    monkeypatch.setattr(plan_module.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(layout_module.time, "perf_counter", lambda: next(clock))
     assert frame_seconds(Fake(), 4) == pytest.approx(0.2 / 4)
     assert calls == [((4, 6, 4, 4), (4, 2, 3))] * (1 + PROBE_CALLS)
 
@@ -143,7 +140,7 @@ def test_a_cheap_model_is_timed_until_the_calls_add_up(monkeypatch):
             if Fake.runs > 1:  # the warm-up call is not timed
                 now[0] += next(ends)
 
-    monkeypatch.setattr(plan_module.time, "perf_counter", clock)
+    monkeypatch.setattr(layout_module.time, "perf_counter", clock)
     assert frame_seconds(Fake(), 2) == pytest.approx(0.004 / 2)
     assert Fake.runs == 1 + 5
 
@@ -158,9 +155,9 @@ def test_batch_from_the_job_else_the_provider(job):
 
 
 def test_workers_from_the_job_else_the_cores(monkeypatch, job):
-    monkeypatch.setattr(plan_module, "usable_cores", lambda: 1)
+    monkeypatch.setattr(defaults, "usable_cores", lambda: 1)
     assert run_workers(job) == 2
-    monkeypatch.setattr(plan_module, "usable_cores", lambda: 6)
+    monkeypatch.setattr(defaults, "usable_cores", lambda: 6)
     assert run_workers(job) == 6
     assert run_workers(job.with_run(workers=3)) == 3
 
@@ -169,7 +166,7 @@ def test_workers_from_the_job_else_the_cores(monkeypatch, job):
                                              (16, EncoderLayout(2, None))])
 def test_video_gets_two_encoders_on_one_thread_each(monkeypatch, job, cores, layout):
     # One encoder keeps x264's own threads; two get one each, the last segment x264's own (None).
-    monkeypatch.setattr(plan_module, "usable_cores", lambda: cores)
+    monkeypatch.setattr(defaults, "usable_cores", lambda: cores)
     assert encoder_layout(job) == layout
 
 

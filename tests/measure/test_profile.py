@@ -11,15 +11,22 @@ import pytest
 from click.testing import CliRunner
 
 from composer.cli.measure import profile
+from composer.config.defaults import EncoderLayout, ModelLayout
 from composer.config.job import load_job
 from composer.errors import JobError
 from composer.inputs.schedule import schedule
 from composer.measure import profile as profiling
+from composer.measure import stages
 from composer.measure.children import ChildFailed, render_fresh
-from composer.measure.profile import StageCost, compute_bound, mean_costs, profile_job, trial_job
+from composer.measure.profile import profile_job
+from composer.measure.stages import StageCost, compute_bound, mean_costs
+from composer.measure.trial import trial_job
+from composer.rendering.layout import RenderLayout
 from composer.rendering.observer import RenderStats
 from composer.runtime.trace import Tracer
 from tests.conftest import broken_copy
+
+RENDERED = RenderLayout("pipeline", ModelLayout(1, 1, False), 1, 2, 10, EncoderLayout(1, 0))
 
 
 def _profile_json(job_file, *args):
@@ -97,15 +104,15 @@ def test_bad_job_is_one_line_error(tmp_path):
     assert "composer: error:" in result.output
 
 
-def test_costs_alone_leave_the_run_undescribed(make_job, tmp_path, monkeypatch):
+def test_measuring_the_stages_chooses_no_layout(make_job, tmp_path, monkeypatch):
     def no_layout(*args, **kwargs):
         raise AssertionError("the model was timed for a layout nobody asked for")
 
     job = load_job(make_job())
-    monkeypatch.setattr("composer.inputs.plan.Plan.choose_layout", no_layout)
-    measured = profiling.measure_stages(job, tmp_path / "scratch", 4, describe=False)
+    monkeypatch.setattr("composer.rendering.layout.choose_layout", no_layout)
+    monkeypatch.setattr("composer.rendering.layout.frame_seconds", no_layout)
+    measured = stages.measure_stages(job, tmp_path / "scratch", 4)
     assert [s.name for s in measured.stages][:4] == ["decode", "prepare", "infer", "composite"]
-    assert measured.memory is None and measured.settings == {}
 
 
 def test_mean_costs_average_each_stage_and_keep_its_facts():
@@ -159,7 +166,7 @@ def test_rounds_alternate_renders_and_measurements_and_take_the_median(make_job,
 
     def render_at(job, tracer=None, name="render"):
         order.append("render")
-        return RenderStats(frames=10, seconds=10 / next(renders), peak_rss=2**20)
+        return RenderStats(frames=10, seconds=10 / next(renders), peak_rss=2**20, layout=RENDERED)
 
     monkeypatch.setattr(profiling, "measure_stages", measured_at_its_speed)
     monkeypatch.setattr(profiling, "render_fresh", render_at)

@@ -56,7 +56,7 @@ def test_json_and_model_axes(make_job):
 
 
 def test_the_default_point_is_compared_with_the_best(make_job, monkeypatch):
-    monkeypatch.setattr("composer.inputs.plan.usable_cores", lambda: 2)
+    monkeypatch.setattr("composer.config.defaults.usable_cores", lambda: 2)
     args = [str(make_job()), "--batch", "1,2", "--workers", "2", "--lanes", "2", "--repeats", "1", "--confirm", "1",
             "-n", "6", "-q", "--json"]
     result = CliRunner().invoke(sweep, args)
@@ -91,7 +91,7 @@ def _scripted_renders(monkeypatch, fps):
 
 
 def test_the_defaults_are_confirmed_in_pairs_against_the_best(make_job, monkeypatch):
-    monkeypatch.setattr("composer.inputs.plan.usable_cores", lambda: 2)
+    monkeypatch.setattr("composer.config.defaults.usable_cores", lambda: 2)
     job = load_job(make_job())  # its own settings resolve to batch 1
     # In the grid batch 2 looks 25% faster; rendered in turns, it is 2-4% faster pair by pair.
     order = _scripted_renders(monkeypatch, {1: [40.0, 40.0, 49.0, 30.0, 50.0, 48.0],
@@ -107,7 +107,7 @@ def test_the_defaults_are_confirmed_in_pairs_against_the_best(make_job, monkeypa
 
 
 def test_defaults_that_are_the_best_point_need_no_confirmation(make_job, monkeypatch):
-    monkeypatch.setattr("composer.inputs.plan.usable_cores", lambda: 2)
+    monkeypatch.setattr("composer.config.defaults.usable_cores", lambda: 2)
     order = _scripted_renders(monkeypatch, {1: [50.0], 2: [40.0]})
     result = run_sweep(load_job(make_job()), [1, 2], [2], (1,), repeats=1, frames=6, lanes=(2,), confirm=3,
                        modes=("segments",))
@@ -118,7 +118,7 @@ def test_defaults_that_are_the_best_point_need_no_confirmation(make_job, monkeyp
 def test_each_renderer_gets_its_points_and_renders_them(make_job, monkeypatch):
     from composer.rendering.observer import RenderStats
 
-    monkeypatch.setattr("composer.inputs.plan.usable_cores", lambda: 2)
+    monkeypatch.setattr("composer.config.defaults.usable_cores", lambda: 2)
     rendered = []
 
     def render_fresh(job, tracer, name):  # the fresh process, as the sweep's render_point calls it

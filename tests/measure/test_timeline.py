@@ -10,7 +10,7 @@ import pytest
 
 from composer.config.job import load_job
 from composer.measure.timeline import chrome_trace, draw_timeline, picture_path, save_trace
-from composer.rendering.pipeline import render
+from composer.rendering.render import render
 from composer.runtime.trace import Span, Tracer
 
 STAGES = {"decode", "crop", "prepare", "infer", "composite", "write_image", "write_video"}

@@ -10,7 +10,7 @@ import pytest
 
 from composer.config.job import CompositeSpec, ModelSpec
 from composer.rendering.composite import composite, feather_alpha, prediction_to_bgr
-from composer.rendering.prepare import crop_region, fill_image, image_channels, model_image
+from composer.rendering.prepare import crop_region, fill_image, model_image
 
 # --- feather_alpha ------------------------------------------------------------------------------------------
 
@@ -217,7 +217,7 @@ def test_fill_image_groups_and_mask(color):
         path=Path("m.onnx"), crop=24, border=2, inputs=("crop", "masked"), mask=(2, 10, 16, 8), color=color
     )
     crop = _crop(spec)
-    out = np.full((image_channels(spec), spec.window, spec.window), -1, np.float32)
+    out = np.full((spec.image_channels, spec.window, spec.window), -1, np.float32)
     got = fill_image(crop, spec, out)
     assert got is out and got.shape == (6, 20, 20)
     window = crop[2:22, 2:22]

@@ -13,8 +13,8 @@ from composer.errors import ModelError, OutputError, SourceError, StageError
 from composer.inputs.sources import FolderSource
 from composer.model.session import Model
 from composer.output.writers import ImageFolderSink, VideoSink
-from composer.rendering import pipeline
-from composer.rendering import segment_renderer as segmented
+from composer.rendering import layout, step
+from composer.rendering.render import render
 from tests.conftest import write_wav
 
 OUTPUTS = 40
@@ -31,7 +31,7 @@ def _fail_at(monkeypatch, owner, name, at, error):
     Model calls are counted from the first frame: the warm-up before it is left out (and the model is not
     timed: see conftest)."""
     if (owner, name) == (Model, "run"):
-        monkeypatch.setattr(pipeline, "warm_up", lambda lanes, job: None)
+        monkeypatch.setattr(layout, "warm_up", lambda lanes, batch: None)
     owners = owner if isinstance(owner, tuple) else (owner,)
     original = getattr(owners[0], name)
     calls = {"n": 0}
@@ -49,7 +49,7 @@ def _fail_at(monkeypatch, owner, name, at, error):
         monkeypatch.setattr(each, name, wrapper)
 
 
-RENDERERS = (pipeline, segmented)  # the modules whose functions a stage failure is injected into
+RENDERERS = (step,)  # the modules whose functions a stage failure is injected into
 
 
 def _failing_frames(at):
@@ -80,7 +80,7 @@ def job(request, make_job, tmp_path):
 def _run_and_check(job, cause_type, tmp_path, stage):
     began = time.perf_counter()
     with pytest.raises(StageError) as caught:
-        pipeline.render(job)
+        render(job)
     elapsed = time.perf_counter() - began
     assert caught.value.stage == stage
     assert isinstance(caught.value.__cause__, cause_type)
@@ -125,7 +125,7 @@ def test_warm_up_failure_stops_before_any_output(monkeypatch, job, tmp_path):
     """A model that fails on its warm-up batch is reported before a thread starts or a file is written."""
     monkeypatch.setattr(Model, "run", lambda *args: (_ for _ in ()).throw(ModelError("model.onnx: bad")))
     with pytest.raises(ModelError, match="model.onnx: bad"):
-        pipeline.render(job)
+        render(job)
     assert not _composer_threads()
     assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob(".*parts"))
 
@@ -143,7 +143,7 @@ def test_slow_writer_backpressure_keeps_memory_bounded(monkeypatch, job, tmp_pat
         original(self, index, frame)
 
     monkeypatch.setattr(ImageFolderSink, "write", slow)
-    stats = pipeline.render(job)
+    stats = render(job)
     assert stats.frames == OUTPUTS
     assert max(seen) <= job.run.workers
     assert (tmp_path / "result.mp4").exists()
@@ -154,7 +154,7 @@ def test_interrupt_stops_every_stage(monkeypatch, job, tmp_path):
     _fail_at(monkeypatch, Model, "run", 4, KeyboardInterrupt())
     began = time.perf_counter()
     with pytest.raises(KeyboardInterrupt):
-        pipeline.render(job)
+        render(job)
     assert time.perf_counter() - began < 5
     assert not _composer_threads()
     assert not (tmp_path / "result.mp4").exists()
@@ -205,7 +205,7 @@ def test_audio_failure_stops_the_render_at_once(monkeypatch, make_job, tmp_path,
         time.sleep(0.15)
         return original(self, *args)
 
-    monkeypatch.setattr(pipeline, "warm_up", lambda lanes, job: None)
+    monkeypatch.setattr(layout, "warm_up", lambda lanes, batch: None)
     monkeypatch.setattr(Model, "run", slow)
     _fail_at(monkeypatch, writers._AudioTrack, "write_until", 1, OSError(28, "No space left on device"))
     _run_and_check(job, OutputError, tmp_path, "mux")

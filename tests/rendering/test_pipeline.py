@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from composer.config.job import load_job
-from composer.rendering.pipeline import render
 from composer.rendering.reference import render_reference
+from composer.rendering.render import render
 from tests.conftest import job_factory, read_folder
 
 

@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 
 from composer.config.job import ModelSpec, load_job
-from composer.inputs.plan import open_plan, run_batch, run_workers
 from composer.inputs.rects import Rects
 from composer.inputs.schedule import schedule
 from composer.inputs.sources import FolderSource, TemplateSource
-from composer.rendering.pipeline import Settings, render, working_bytes
-from composer.rendering.preload import Preloader, chunk_size, frame_bytes, plan_visits, small_pages
+from composer.rendering.preload import Preloader, chunk_size, plan_visits, small_pages
+from composer.rendering.render import render
 from composer.runtime.trace import Tracer
 
 
@@ -24,30 +23,6 @@ def test_whole_template_when_it_fits_else_two_slots():
     assert chunk_size(budget=10_000, per_frame=100, frames=50) == 50
     assert chunk_size(budget=1_000, per_frame=100, frames=50) == 5  # two slots of 5 frames
     assert chunk_size(budget=50, per_frame=100, frames=50) == 1
-
-
-def test_memory_budget_bounds_the_whole_render(make_job, caplog):
-    """The cache gets what the budget leaves after the process as it stands and the working buffers."""
-    job = load_job(make_job(frames=40, outputs=60))
-    with open_plan(job) as plan:
-        model = plan.open_model()
-        per_frame = frame_bytes(plan.source.width, plan.source.height, job.model.crop)
-        held = 300 * 10**6
-        work = working_bytes(plan, model, run_batch(job, model), run_workers(job), lanes=2)
-
-        def chunk(budget):
-            return Settings.resolve(job.with_run(memory_budget=budget), plan, model, lanes=2, held=held).chunk
-
-        assert chunk(held + work + 40 * per_frame) == 40  # the whole template fits
-        assert chunk(held + work + 40 * per_frame - 1) == 19  # two slots of 19 frames
-        assert chunk(held + work + 10 * per_frame) == 5
-        assert "memory_budget" not in caplog.text
-        assert chunk(held) == 1  # nothing left: one frame at a time, and a warning says why
-        assert "already take" in caplog.text
-    # More lanes, workers or a bigger batch keep more buffers, so leave less for the cache.
-    assert working_bytes(plan, model, 8, 4, 2) > working_bytes(plan, model, 4, 4, 2)
-    assert working_bytes(plan, model, 4, 8, 2) > working_bytes(plan, model, 4, 4, 2)
-    assert working_bytes(plan, model, 4, 4, 3) > working_bytes(plan, model, 4, 4, 2)
 
 
 def test_visits_follow_the_ping_pong_through_the_chunks():

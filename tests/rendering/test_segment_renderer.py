@@ -11,15 +11,15 @@ import av
 import numpy as np
 import pytest
 
+from composer.config import defaults
+from composer.config.defaults import segment_mode
 from composer.config.job import load_job
 from composer.errors import StageError
-from composer.inputs import plan as plan_module
-from composer.inputs.plan import segment_mode
 from composer.inputs.schedule import template_index
 from composer.output.resume import SEGMENT_FRAMES
 from composer.rendering.observer import NullObserver
-from composer.rendering.pipeline import render
 from composer.rendering.reference import render_reference
+from composer.rendering.render import render
 from composer.rendering.segment_renderer import segment_ranges, segment_units
 from tests.conftest import job_factory, read_folder
 
@@ -196,9 +196,9 @@ def test_resume_after_a_failure_mid_run_is_identical(long_job, tmp_path, monkeyp
     """Lanes finish frames out of order; a run that failed resumes from the first missing frame."""
     job_file, expected = long_job
     job = load_job(job_file, {"output": {"frames": str(tmp_path / "out")}, "run": {"mode": "segments", "lanes": 2}})
-    from composer.rendering import segment_renderer as segmented
+    from composer.rendering import step
 
-    original, calls = segmented.composite, {"n": 0}
+    original, calls = step.composite, {"n": 0}
 
     def failing(*args, **kwargs):
         calls["n"] += 1
@@ -206,12 +206,12 @@ def test_resume_after_a_failure_mid_run_is_identical(long_job, tmp_path, monkeyp
             raise RuntimeError("composite broke")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(segmented, "composite", failing)
+    monkeypatch.setattr(step, "composite", failing)
     with pytest.raises(StageError, match="composite failed at frame"):
         render(job)
     written = len(list((tmp_path / "out").glob("*.png")))
     assert 0 < written < OUTPUTS
-    monkeypatch.setattr(segmented, "composite", original)
+    monkeypatch.setattr(step, "composite", original)
     stats = render(job, resume=True)
     assert stats.frames < OUTPUTS  # only what was missing
     _assert_same(expected, read_folder(tmp_path / "out"))
@@ -255,6 +255,5 @@ def test_every_frame_is_reported_once(long_job, tmp_path):
 ])
 def test_auto_picks_segments_for_a_model_on_a_cpu_with_cores_to_share(monkeypatch, make_job, mode, cores,
                                                                       accelerated, segments):
-    monkeypatch.setattr(plan_module, "usable_cores", lambda: cores)
-    monkeypatch.setattr(plan_module, "expects_accelerator", lambda provider: accelerated)
-    assert segment_mode(load_job(make_job(), {"run": {"mode": mode}})) is segments
+    monkeypatch.setattr(defaults, "usable_cores", lambda: cores)
+    assert segment_mode(load_job(make_job(), {"run": {"mode": mode}}), accelerated) is segments
