@@ -215,7 +215,7 @@ class Profile:
 
     def _rows(self) -> list[tuple[str, ...]]:
         total_cpu = sum(s.cpu_ms for s in self.stages)
-        rows = []
+        rows: list[tuple[str, ...]] = []
         for s in self.stages:
             name = s.name + (" (accelerator)" if s.accelerator else "")
             share = f"{100 * s.cpu_ms / total_cpu:.0f}%" if total_cpu > 0 else "-"

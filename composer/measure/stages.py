@@ -154,7 +154,9 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None) -> Measure
             for k in range(hi - lo):
                 with decode:
                     frames[k] = next(decoded)
-            decoded.close()
+            close = getattr(decoded, "close", None)  # a generator's: the decoder ends now
+            if close is not None:
+                close()
         for t in needed:
             rect = plan.rects.get(int(t))
             if rect is not None:

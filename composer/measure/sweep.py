@@ -170,7 +170,7 @@ class Sweep:
 
     def _rows(self) -> list[tuple[str, ...]]:
         best = self.best
-        rows = []
+        rows: list[tuple[str, ...]] = []
         for r in self.results:
             low, high = r.fps_range
             mark = " *" if r is best else ""
@@ -286,7 +286,7 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
         results = tuple(PointResult(p, tuple(trials[p])) for p in points)
         best = _best(results).point
         if confirm and default != best:
-            bar.total += 2 * confirm
+            bar.total = (bar.total or 0) + 2 * confirm
             paired: dict[Point, list[Trial]] = {best: [], default: []}
             for k in range(confirm):
                 for point in (best, default) if k % 2 == 0 else (default, best):  # each pair starts with the other

@@ -31,6 +31,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -323,7 +324,7 @@ def _result(future: Future[Slot | None], stop: threading.Event) -> Slot | None:
                 raise Stopped from None
 
 
-def _close(q: queue.Queue[object], stop: threading.Event) -> None:
+def _close(q: queue.Queue[Any], stop: threading.Event) -> None:
     """Send the end-of-stream sentinel unless the run is stopping (then nobody reads it)."""
     with contextlib.suppress(Stopped):
         put(q, None, stop)

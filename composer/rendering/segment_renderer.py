@@ -194,13 +194,16 @@ class SegmentRenderer:
                 if piece is not None:
                     piece.abort()  # a failed or stopped piece leaves no file
         while (step := self._next(self._help_step))[0] == "help":
+            assert step[1] is not None  # a claim to help with
             self._help(model, chunk, buffers, step[1])
 
     def _next(self, step: Callable[[], _Step | None]) -> _Step:
         """Wait until ``step`` (called with ``_cond`` held) has something for this lane to do, and return it.
         Decoding is not notified here, so the wait looks again every :data:`HELP_POLL` seconds."""
         with self._cond:
-            return wait_for(self._cond, step, self.stop, HELP_POLL)
+            found = wait_for(self._cond, step, self.stop, HELP_POLL)
+        assert found is not None  # wait_for returns the first true value
+        return found
 
     def _take(self) -> _Taken | None:
         with self._cond:
