@@ -79,7 +79,7 @@ class SegmentedVideoSink:
     ``k % encoders``, each running an x264 of its own. The caller hands frames over in order and goes on while
     an encoder still works through its segment (up to ``backlog`` frames, copied into pooled buffers), so
     the next segment's encoder starts on time. Independent encoders share the cores better than one x264's
-    frame threads, which wait on each other (measured: README, "Defaults").
+    frame threads, which wait on each other (measured: docs/performance.md).
 
     Args:
         path: the final mp4.
