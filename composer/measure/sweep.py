@@ -17,7 +17,7 @@ spread 47-63 fps, and the highest of 12 such medians reads high. With ``confirm`
 settings are not the best point, the sweep ends by rendering the two in turns (best, own; own, best; ...) and
 reads the own settings' share of the best from those pairs, each pair taken in the same minute.
 
-The report section's heat map needs matplotlib (``pip install '.[report]' from composer's checkout``).
+The report section's heat map needs matplotlib (``pip install matplotlib``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ per piece of work, and each frame's latency (batched until written) as an async 
 same tracks, coloured by stage, for the whole run and zoomed on a few model calls in the middle of it: the
 picture of the CPU stages overlapping the model that seed 001 drew by hand.
 
-The picture needs matplotlib (``pip install '.[report]' from composer's checkout``); without it :func:`draw_timeline` returns
+The picture needs matplotlib (``pip install matplotlib``); without it :func:`draw_timeline` returns
 None and the trace is still written.
 """
 
@@ -24,7 +24,7 @@ from composer.runtime.trace import NullTracer, Span
 __all__ = ["MATPLOTLIB_MISSING", "STAGE_COLOURS", "chrome_trace", "draw_timeline", "have_matplotlib",
            "picture_path", "save_trace", "write_chrome_trace"]
 
-MATPLOTLIB_MISSING = "matplotlib is not installed, so no picture was drawn: pip install '.[report]' from composer's checkout"
+MATPLOTLIB_MISSING = "matplotlib is not installed, so no picture was drawn: pip install matplotlib"
 
 # One colour per stage, the same in every picture.
 STAGE_COLOURS = {
