@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from composer.config.job import load_job
+from composer.model.session import Model
 from composer.rendering.pipeline import render
 from composer.rendering.reference import render_reference
-from tests.conftest import job_factory, read_folder
+from tests.conftest import job_factory, read_folder, write_frames
 
 
 def _render_pair(job_file: Path, **run: object) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -169,3 +171,33 @@ def test_unet_renders_match_the_reference_bit_for_bit(unet_job, tmp_path, caplog
     assert stats.frames == 17
     assert f"{mode}: " in caplog.text and "rendering with the pipeline" not in caplog.text  # the renderer asked for
     _assert_same(expected, read_folder(tmp_path / "out"))
+
+
+@pytest.mark.timeout(60)
+def test_a_cheap_model_renders_on_one_lane_of_one_thread(make_job, tmp_path, monkeypatch, caplog):
+    """On a CPU with cores to share, a model whose one-frame cost is far below the rest of a frame's work (the
+    elementwise model's 20 x 20 window, tens of microseconds, on 640 x 360 frames, whose threshold is 0.9 ms on
+    2 cores) is timed for real, rendered by the pipeline on one lane of one thread, and gives the reference's
+    frames."""
+    monkeypatch.undo()  # conftest makes every model expensive; this one is timed for real
+    monkeypatch.setattr("composer.inputs.plan.usable_cores", lambda: 2)
+    job_file = make_job(frames=4, outputs=6, nulls=(1,))
+    write_frames(job_file.parent / "template", 4, size=(640, 360))  # the rectangles stay inside
+    render_reference(load_job(job_file, {"output": {"frames": str(tmp_path / "reference")}}))
+    ran = {}  # the sessions that ran the render's batches, by id: their intra-op threads
+    run = Model.run
+
+    def recording(self, *args):
+        if threading.current_thread().name.startswith("composer-model"):
+            ran[id(self)] = self.threads
+        return run(self, *args)
+
+    monkeypatch.setattr(Model, "run", recording)
+    job = load_job(job_file, {"output": {"frames": str(tmp_path / "out")}, "run": {"mode": "pipeline"}})
+    with caplog.at_level(logging.INFO, logger="composer"):
+        stats = render(job)
+    assert stats.frames == 6
+    assert "one lane on one thread keeps up" in caplog.text
+    assert "pipeline: model 1 lane x 1 thread" in caplog.text
+    assert list(ran.values()) == [1]
+    _assert_same(read_folder(tmp_path / "reference"), read_folder(tmp_path / "out"))
