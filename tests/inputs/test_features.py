@@ -6,6 +6,7 @@ import mmap
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 from composer.errors import JobError
@@ -160,7 +161,6 @@ def test_load_refuses_a_file_that_is_not_npy(tmp_path):
 
 def test_released_pages_leave_resident_memory_and_read_back(tmp_path):
     """A long features file read through does not stay in the process's memory once released."""
-    psutil = pytest.importorskip("psutil")
     if not hasattr(mmap.mmap, "madvise"):
         pytest.skip("no madvise on this platform")
     rows = np.random.default_rng(0).random((20_000, 1024), dtype=np.float32)  # 82 MB

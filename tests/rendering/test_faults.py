@@ -12,8 +12,9 @@ from composer.config.job import load_job
 from composer.errors import ModelError, OutputError, SourceError, StageError
 from composer.inputs.sources import FolderSource
 from composer.model.session import Model
+from composer.output.video_segments import SegmentedVideoSink
 from composer.output.writers import ImageFolderSink, VideoSink
-from composer.rendering import layout, step
+from composer.rendering import layout, memory, step
 from composer.rendering.render import render
 from tests.conftest import write_wav
 
@@ -130,23 +131,49 @@ def test_warm_up_failure_stops_before_any_output(monkeypatch, job, tmp_path):
     assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob(".*parts"))
 
 
-def test_slow_writer_backpressure_keeps_memory_bounded(monkeypatch, job, tmp_path):
-    """A writer slower than the rest holds the other stages back instead of letting frames pile up."""
-    if job.run.mode == "segments":
-        pytest.skip("the segment renderer saves each frame on the thread that made it: nothing can pile up")
-    seen = []
-    original = ImageFolderSink.write
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("outputs", [30, 120])
+def test_a_slow_video_sink_holds_the_pipeline_to_its_output_slots(monkeypatch, make_job, tmp_path, outputs):
+    """With the video sink slower than every other stage, the frames the model has predicted but the writer has
+    not yet handed to the sink never outnumber the pipeline's output slots
+    (:func:`composer.rendering.memory.slot_count`),
+    however long the job: the model lane and the composite workers wait for the writer instead of running ahead.
+    (The sink's encoder threads keep a bounded backlog of their own behind that hand-over.)
 
-    def slow(self, index, frame):
-        seen.append(len([t for t in threading.enumerate() if t.name.startswith("composer-composite")]))
+    One model lane (a second one may hold one more inferred batch at the turnstile), every frame with a
+    rectangle (each output frame is one model row) and the whole template cached (the cache's two slots would
+    otherwise hold the lane back on their own)."""
+    batch, workers = 3, 2
+    job_file = make_job(frames=12, outputs=outputs, nulls=())
+    job = load_job(job_file, {"output": {"video": str(tmp_path / "result.mp4")},
+                              "run": {"mode": "pipeline", "batch": batch, "workers": workers, "lanes": 1,
+                                      "chunk": 12}})
+    lock = threading.Lock()
+    counts = {"inferred": 0, "handed": 0, "peak": 0}
+    run, write = Model.run, SegmentedVideoSink.write_converted
+
+    def counted_run(self, images, features=None):
+        predictions = run(self, images, features)
+        if threading.current_thread().name.startswith("composer-model"):  # not the warm-up on the caller's
+            with lock:
+                counts["inferred"] += len(images)
+                counts["peak"] = max(counts["peak"], counts["inferred"] - counts["handed"])
+        return predictions
+
+    def slow_write(self, frame):
         time.sleep(0.002)
-        original(self, index, frame)
+        write(self, frame)
+        with lock:
+            counts["handed"] += 1
 
-    monkeypatch.setattr(ImageFolderSink, "write", slow)
+    monkeypatch.setattr(Model, "run", counted_run)
+    monkeypatch.setattr(SegmentedVideoSink, "write_converted", slow_write)
     stats = render(job)
-    assert stats.frames == OUTPUTS
-    assert max(seen) <= job.run.workers
+    assert stats.frames == counts["inferred"] == counts["handed"] == outputs
     assert (tmp_path / "result.mp4").exists()
+    assert counts["peak"] <= memory.slot_count(batch, workers)
+    # The sink really was the bottleneck: the writer's queue (2 batches and a frame per worker) filled up.
+    assert counts["peak"] >= 2 * batch + workers
 
 
 def test_interrupt_stops_every_stage(monkeypatch, job, tmp_path):
