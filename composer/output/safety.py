@@ -185,7 +185,7 @@ def _check_names(out: Output, where: Path) -> None:
     """Refuse a name (of the output, a folder to create above it, or a hidden file beside it) too long for the
     file system, which would otherwise fail only when that file is written, maybe after the whole render."""
     existing = where
-    while not existing.exists() and existing != existing.parent:
+    while not os.path.exists(existing) and existing != existing.parent:  # an over-long name raises in exists()
         existing = existing.parent
     limit = _name_max(existing if existing.is_dir() else existing.parent)
     missing = where.relative_to(existing).parts if where != existing else ()
@@ -193,8 +193,9 @@ def _check_names(out: Output, where: Path) -> None:
     for name, what in named:
         size = len(os.fsencode(name))
         if size > limit:
-            raise JobError(f"{out.role} {os.fspath(out.path)}: name too long: {what}{name[:40]}... is {size} "
-                           f"bytes, the file system allows {limit}")
+            short = name if len(name) <= 40 else f"{name[:12]}...{name[-20:]}"
+            raise JobError(f"{out.role} {os.fspath(out.path)}: name too long: {what}{short} is {size} bytes, "
+                           f"the file system allows {limit}")
 
 
 def _name_max(folder: Path) -> int:
