@@ -146,9 +146,18 @@ def _relation(a: Path, b: Path) -> str | None:
     return None
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two existing paths are one file: a hard link, or a folder mounted twice, which writing one of
+    them in place (a trace is written so) would overwrite."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _refuse_overlap(role: str, path: str | os.PathLike[str], where: Path, other: str,
                     other_path: str | os.PathLike[str], there: Path, why: str) -> None:
-    relation = _relation(where, there)
+    relation = _relation(where, there) or ("is" if _same_file(where, there) else None)
     if relation is None:
         return
     resolved = ""

@@ -117,6 +117,13 @@ def test_run_refuses_a_trace_onto_an_input(job_file):
     assert_refused(invoke("run", job_file, "-q", "--trace", model), before, model, "--trace", "model.path")
 
 
+def test_run_refuses_a_trace_onto_a_hard_link_of_an_input(job_file):
+    model, trace = job_file.parent / "model.onnx", job_file.parent / "trace.json"
+    os.link(model, trace)
+    before = kept(model)
+    assert_refused(invoke("run", job_file, "-q", "--trace", trace), before, f"--trace {trace} is input model.path")
+
+
 # --- composer run: special files, folders, collisions, names ----------------------------------------------
 
 

@@ -63,6 +63,12 @@ def test_symlinks_are_followed_and_named(tree):
             tree / "link.mp4", tree / "rects.json", f"both resolve to {tree / 'rects.json'}")
 
 
+def test_a_hard_link_to_an_input_is_refused(tree):
+    os.link(tree / "model.onnx", tree / "trace.json")
+    refused(inputs_of(tree), [file_output("--trace", tree / "trace.json", temporary=False)],
+            f"--trace {tree / 'trace.json'} is input model.path {tree / 'model.onnx'}")
+
+
 def test_home_is_expanded(tree, monkeypatch):
     monkeypatch.setenv("HOME", str(tree))
     refused(inputs_of(tree), [file_output("--report", "~/rects.json")], "~/rects.json", tree / "rects.json")
