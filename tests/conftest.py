@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
+import stat
 import wave
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,7 +19,7 @@ import pytest
 from composer.model.zoo import build_elementwise
 from composer.tools.demo import make_demo_assets
 
-__all__ = ["job_factory", "read_folder", "write_frames", "boxes_for", "write_job", "write_wav"]
+__all__ = ["job_factory", "read_folder", "write_frames", "boxes_for", "write_job", "write_wav", "digest", "full_copy"]
 
 WIDTH, HEIGHT = 64, 48
 CROP, BORDER = 24, 2
@@ -157,3 +160,23 @@ def broken_copy(job_file: Path, folder: Path, name: str, content: bytes = b"garb
             (folder / path.name).write_bytes(path.read_bytes())
     (folder / name).write_bytes(content)
     return folder / job_file.name
+
+
+def digest(path: Path) -> str:
+    """What a path holds: a file's bytes, a folder's names and bytes, a special file's kind and device."""
+    info = os.lstat(path)
+    if stat.S_ISDIR(info.st_mode):
+        parts = [f"{p.relative_to(path)}:{digest(p)}" for p in sorted(path.rglob("*"))]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    if stat.S_ISREG(info.st_mode):
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    return f"{stat.S_IFMT(info.st_mode)}:{info.st_rdev}"
+
+
+def full_copy(path: Path) -> Path:
+    """A copy of /dev/full (character device 1, 7) at ``path``; skips the test where mknod is not permitted."""
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 7))
+    except OSError as exc:
+        pytest.skip(f"mknod is not permitted here: {exc}")
+    return path

@@ -76,8 +76,8 @@ def reports_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def overrides(batch: int | None, workers: int | None, chunk: int | str | None, frames: Path | None,
-               video: Path | None, settings: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+def overrides(batch: int | None, workers: int | None, chunk: int | str | None, frames: str | Path | None,
+               video: str | Path | None, settings: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     overrides: dict[str, dict[str, Any]] = {}
     for text in settings:
         section, key, value = parse_override(text)

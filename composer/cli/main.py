@@ -58,19 +58,20 @@ def _render(job: Job, reference: bool, quiet: bool, resume: bool = False,
 @click.option("-w", "--workers", type=click.IntRange(min=1), help="Composite threads [run.workers].")
 @click.option("-c", "--chunk", callback=positive_or_auto, metavar="N|auto",
               help="Template frames cached at once [run.chunk].")
-@click.option("-f", "--frames", type=click.Path(path_type=Path), help="Folder for numbered images [output.frames].")
-@click.option("-o", "--video", type=click.Path(path_type=Path), help="H.264 mp4 to write [output.video].")
+# Output paths stay text, so that the check of a file's name sees a trailing slash.
+@click.option("-f", "--frames", type=click.Path(), help="Folder for numbered images [output.frames].")
+@click.option("-o", "--video", type=click.Path(), help="H.264 mp4 to write [output.video].")
 @click.option("-s", "--set", "settings", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override any job key, e.g. --set output.fps=30000/1001 (repeatable).")
 @click.option("-r", "--resume", is_flag=True,
               help="Continue an interrupted run of the same job; the result is identical to an uninterrupted one.")
-@click.option("--trace", "trace_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--trace", "trace_file", type=click.Path(dir_okay=False),
               help="Write every stage's spans as a Chrome trace (open it in ui.perfetto.dev) and a PNG timeline "
                    "beside it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 @reports_errors
 def run(job_file: Path, reference: bool, batch: int | None, workers: int | None, chunk: int | str | None,
-        frames: Path | None, video: Path | None, settings: tuple[str, ...], resume: bool, trace_file: Path | None,
+        frames: str | None, video: str | None, settings: tuple[str, ...], resume: bool, trace_file: str | None,
         quiet: bool) -> None:
     """Render the job described by the TOML file JOB.
 
@@ -79,13 +80,15 @@ def run(job_file: Path, reference: bool, batch: int | None, workers: int | None,
     """
     if trace_file is not None and reference:
         raise click.UsageError("--trace records the processor's threads; the reference loop has none")
+    from composer.cli.measure import emit_trace, trace_outputs
+    from composer.output.safety import check_job
+
     job = load_job(job_file, overrides(batch, workers, chunk, frames, video, settings))
+    check_job(job, trace_outputs(trace_file))  # before the template and the model are opened
     tracer = Tracer() if trace_file is not None else None
     stats = _render(job, reference, quiet, resume, tracer)
     if tracer is not None and trace_file is not None:
-        from composer.cli.measure import emit_trace
-
-        emit_trace(tracer, trace_file, f"{job_file.name}: the processor's threads, {stats.frames} frames")
+        emit_trace(tracer, Path(trace_file), f"{job_file.name}: the processor's threads, {stats.frames} frames")
     if not quiet:
         click.echo(_summary(job, stats))
 

@@ -19,6 +19,7 @@ import click
 from composer.cli.common import overrides, reports_errors
 
 if TYPE_CHECKING:
+    from composer.output.safety import Output
     from composer.runtime.trace import NullTracer
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -81,13 +82,35 @@ def emit_trace(tracer: NullTracer, path: Path, title: str = "") -> Path | None:
     return picture
 
 
+def trace_outputs(trace: str | None) -> list[Output]:
+    """What ``--trace`` writes: the trace, and the timeline beside it (for :mod:`composer.output.safety`)."""
+    from composer.measure.timeline import picture_path
+    from composer.output.safety import file_output
+
+    if trace is None:
+        return []
+    return [file_output("--trace", trace, temporary=False),
+            file_output("--trace's timeline", picture_path(Path(trace)), temporary=False)]
+
+
+def _check_outputs(job: Any, outputs: list[Output]) -> None:
+    """Refuse files of a measuring command that would overwrite the job's inputs or its own outputs (a finished
+    render is not the measurement's to touch), or collide with each other."""
+    from composer.output.safety import check_paths, job_inputs, job_outputs
+
+    rendered = [(f"the job's {out.role}", out.path) for out in job_outputs(job)]
+    check_paths([*job_inputs(job), *rendered], outputs,
+                "measuring never writes over the job's inputs or outputs: choose another path")
+
+
 _job_argument = click.argument("job_file", metavar="JOB", type=click.Path(path_type=Path))
 _set_option = click.option("-s", "--set", "settings", multiple=True, metavar="SECTION.KEY=VALUE",
                            help="Override any job key, as for `composer run` (repeatable).")
 _frames_option = click.option(
     "-n", "--frames", type=click.IntRange(min=1), default=_FRAMES_DEFAULT, show_default=True,
     help="Output frames to measure (the job's first N; a job without [features] always uses all of its own).")
-_report_option = click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
+# Output paths stay text, so that the check of a file's name sees a trailing slash.
+_report_option = click.option("--report", "report_file", type=click.Path(dir_okay=False),
                               help="Also write the result as a section of this Markdown file (e.g. RESULTS.md).")
 
 
@@ -100,13 +123,13 @@ _report_option = click.option("--report", type=click.Path(dir_okay=False, path_t
 @click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
               help="Renders, each followed by a measurement of the stages; the efficiency is their median.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
-@click.option("--trace", "trace_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--trace", "trace_file", type=click.Path(dir_okay=False),
               help="Write the processor run's spans as a Chrome trace (Perfetto) and a PNG timeline beside it.")
 @_report_option
 @click.option("--section", default="profile", show_default=True, help="Name of the report section.")
 @_reports_errors
 def profile(job_file: Path, frames: int, batch: int | None, workers: int | None, settings: tuple[str, ...],
-             rounds: int, as_json: bool, trace_file: Path | None, report: Path | None, section: str) -> None:
+             rounds: int, as_json: bool, trace_file: str | None, report_file: str | None, section: str) -> None:
     """Measure each stage of JOB alone, the speed they allow, and how close the processor gets.
 
     Runs decode, prepare, infer, composite and write one at a time on one thread over the job's first
@@ -121,15 +144,19 @@ def profile(job_file: Path, frames: int, batch: int | None, workers: int | None,
     from composer.measure.machine import describe_machine
     from composer.measure.profile import profile_job
     from composer.measure.report import write_section
+    from composer.output.safety import file_output
     from composer.runtime.trace import Tracer
 
     job = _load(job_file, batch, workers, settings)
+    report = Path(report_file) if report_file is not None else None
+    reports = [file_output("--report", report_file)] if report_file is not None else []
+    _check_outputs(job, [*reports, *trace_outputs(trace_file)])
     tracer = Tracer()
     result = profile_job(job, frames, tracer, rounds)
     picture = None
     if trace_file is not None:
         title = f"{job_file.parent.name}/{job_file.name}: the processor's threads, {result.run.frames} frames"
-        picture = emit_trace(tracer, trace_file, title)
+        picture = emit_trace(tracer, Path(trace_file), title)
     if as_json:
         click.echo(json.dumps({**result.to_json(), "machine": describe_machine().to_json()}, indent=2))
     else:
@@ -166,13 +193,13 @@ def profile(job_file: Path, frames: int, batch: int | None, workers: int | None,
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @_report_option
 @click.option("--section", default="sweep", show_default=True, help="Name of the report section.")
-@click.option("--picture", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--picture", "picture_file", type=click.Path(dir_okay=False),
               help="Heat map PNG [default with --report: results/SECTION.png beside the report].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar (there is none unless stderr is a terminal).")
 @_reports_errors
 def sweep(job_file: Path, modes: str, batches: tuple[int, ...], workers: tuple[int, ...],
            lanes: tuple[int, ...] | None, threads: tuple[int, ...] | None, repeats: int, confirm: int, frames: int,
-           settings: tuple[str, ...], as_json: bool, report: Path | None, section: str, picture: Path | None,
+           settings: tuple[str, ...], as_json: bool, report_file: str | None, section: str, picture_file: str | None,
            quiet: bool) -> None:
     """Render JOB over a grid of renderers, batch sizes, workers (and model lanes and threads), each point
     repeated.
@@ -185,14 +212,20 @@ def sweep(job_file: Path, modes: str, batches: tuple[int, ...], workers: tuple[i
     from composer.measure.report import write_section
     from composer.measure.sweep import draw_heatmap, run_sweep
     from composer.measure.timeline import MATPLOTLIB_MISSING
+    from composer.output.safety import file_output
 
     job = _load(job_file, None, None, settings)
+    report = Path(report_file) if report_file is not None else None
+    picture = Path(picture_file) if picture_file is not None else None
+    if picture is None and report is not None:
+        picture = report.parent / "results" / f"{section}.png"
+    reports = [file_output("--report", report_file)] if report_file is not None else []
+    pictures = [file_output("--picture", picture_file or picture, temporary=False)] if picture is not None else []
+    _check_outputs(job, [*reports, *pictures])
     progress = not quiet and sys.stderr.isatty()
     result = run_sweep(job, batches, workers, threads or (None,), repeats, frames, progress=progress,
                        lanes=lanes or (None,), confirm=confirm, modes=[m.strip() for m in modes.split(",")])
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.text())
-    if picture is None and report is not None:
-        picture = report.parent / "results" / f"{section}.png"
     drawn = draw_heatmap(result, picture) if picture is not None else None
     if picture is not None and drawn is None:
         click.echo(f"composer: {MATPLOTLIB_MISSING}", err=True)

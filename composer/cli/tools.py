@@ -16,6 +16,7 @@ from composer.config.job import load_job
 __all__ = ["inspect_command", "rects"]
 
 _PATH = click.Path(path_type=Path)
+_OUT = click.Path()  # text, so that the check of a file's name sees a trailing slash
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,7 +26,7 @@ def rects() -> None:
 
 @rects.command("from-landmarks")
 @click.argument("folder", metavar="DIR", type=_PATH)
-@click.option("-o", "--output", "out", type=_PATH, required=True,
+@click.option("-o", "--output", "out", type=_OUT, required=True,
               help="Rectangles file to write (JSON, one entry per frame, null where there is no box).")
 @click.option("-n", "--frames", type=click.IntRange(min=1),
               help="Frames to write, 0..N-1 [default: the template's frame count with --template, else up to "
@@ -39,7 +40,7 @@ def rects() -> None:
               metavar="R", help="Grow each box by R times its size on every side (0.1: 10% each side).")
 @click.option("--square", is_flag=True, help="Make each box square around its centre, using its larger side.")
 @reports_errors
-def from_landmarks(folder: Path, out: Path, frames: int | None, template: Path | None, smooth: int,
+def from_landmarks(folder: Path, out: str, frames: int | None, template: Path | None, smooth: int,
                    margin: float, square: bool) -> None:
     """Write a rectangles file from a folder DIR of Ultralight-Digital-Human .lms landmark files.
 
@@ -52,7 +53,10 @@ def from_landmarks(folder: Path, out: Path, frames: int | None, template: Path |
     """
     from composer.inputs.landmarks import boxes_from_landmarks, read_landmarks, write_rects
     from composer.inputs.sources import open_template
+    from composer.output.safety import check_paths, file_output
 
+    inputs = [("input DIR", folder)] + ([("input --template", template)] if template is not None else [])
+    check_paths(inputs, [file_output("-o", out)])
     width = height = None
     if template is not None:
         with open_template(template) as source:
@@ -61,7 +65,7 @@ def from_landmarks(folder: Path, out: Path, frames: int | None, template: Path |
     points = read_landmarks(folder, frames)
     boxes = boxes_from_landmarks(points, width=width, height=height, smooth=smooth, margin=margin,
                                  square=square)
-    write_rects(out, boxes)
+    write_rects(Path(out), boxes)
     nulls = sum(box is None for box in boxes)
     clamp = f", clamped to {width}x{height}" if width is not None else ", not clamped (no --template)"
     click.echo(f"wrote {len(boxes) - nulls} boxes and {nulls} null frames to {out}{clamp}")
@@ -70,14 +74,14 @@ def from_landmarks(folder: Path, out: Path, frames: int | None, template: Path |
 @rects.command("show")
 @click.argument("template", type=_PATH)
 @click.argument("rects_file", metavar="RECTS", type=_PATH)
-@click.option("-o", "--output", "out", type=_PATH, required=True, help="Image to write (.png or .jpg).")
+@click.option("-o", "--output", "out", type=_OUT, required=True, help="Image to write (.png or .jpg).")
 @click.option("--columns", type=click.IntRange(min=1), default=6, show_default=True, help="Thumbnails per row.")
 @click.option("--samples", type=click.IntRange(min=1), default=24, show_default=True,
               help="Frames to show, spread evenly over the template (all of them if it has fewer).")
 @click.option("--width", "thumb_width", type=click.IntRange(min=1), default=320, show_default=True,
               help="Width of each thumbnail in pixels.")
 @reports_errors
-def show(template: Path, rects_file: Path, out: Path, columns: int, samples: int, thumb_width: int) -> None:
+def show(template: Path, rects_file: Path, out: str, columns: int, samples: int, thumb_width: int) -> None:
     """Draw the rectangles of RECTS on sample frames of TEMPLATE (a video, image folder or image).
 
     Writes a contact sheet: a green box on every sampled frame that has a rectangle, a red cross on frames
@@ -85,9 +89,11 @@ def show(template: Path, rects_file: Path, out: Path, columns: int, samples: int
 
     Example: composer rects show template.mp4 rects.json -o sheet.png
     """
+    from composer.output.safety import check_paths, file_output
     from composer.tools.contact_sheet import contact_sheet
 
-    width, height = contact_sheet(template, rects_file, out, columns=columns, samples=samples,
+    check_paths([("input TEMPLATE", template), ("input RECTS", rects_file)], [file_output("-o", out)])
+    width, height = contact_sheet(template, rects_file, Path(out), columns=columns, samples=samples,
                                   thumb_width=thumb_width)
     click.echo(f"wrote {out} ({width}x{height})")
 

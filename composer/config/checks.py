@@ -3,6 +3,7 @@ the value resolved or raises a :class:`~composer.errors.JobError` that names the
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable
 from fractions import Fraction
@@ -49,6 +50,14 @@ def choice(options: Iterable[str]) -> Check:
 def optional_file_path(key: str, value: Any, base: Path) -> Path | None:
     # An empty string switches an optional output off, e.g. `--set output.video=`.
     return None if value == "" else file_path(key, value, base)
+
+
+def optional_output_file(key: str, value: Any, base: Path) -> Path | None:
+    # A trailing slash names a folder; as a Path it would be dropped and the video written as a file of that name.
+    if isinstance(value, str) and value.endswith(("/", os.sep)):
+        raise fail(key, f"{value!r} ends with a slash, which names a folder; give the file's name, "
+                        f"e.g. {value + 'result.mp4'!r}")
+    return optional_file_path(key, value, base)
 
 
 def file_path(key: str, value: Any, base: Path) -> Path:

@@ -7,6 +7,7 @@ the current directory when they come from the command line.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,7 @@ from composer.config.checks import (
     integer,
     mask,
     optional_file_path,
+    optional_output_file,
     string,
     type_name,
 )
@@ -160,7 +162,7 @@ _SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "frames": (optional_file_path, False),
         "format": (choice(("png", "jpg")), False),
         "quality": (integer(0), False),
-        "video": (optional_file_path, False),
+        "video": (optional_output_file, False),
         "fps": (fps, False),
         "audio": (optional_file_path, False),
         "crf": (integer(0), False),
@@ -185,7 +187,7 @@ PATH_KEYS = frozenset(
     f"{section}.{key}"
     for section, keys in _SCHEMA.items()
     for key, (check, _) in keys.items()
-    if check in (file_path, optional_file_path)
+    if check in (file_path, optional_file_path, optional_output_file)
 )
 
 
@@ -284,6 +286,7 @@ def load_job(path: Path, overrides: Mapping[str, Mapping[str, Any]] | None = Non
             raise JobError(f"job key {section}: expected a table [{section}]")
         for key, value in values.items():
             if f"{section}.{key}" in PATH_KEYS and isinstance(value, str) and value:
-                value = str(Path(value).expanduser().absolute())
+                # absolute, keeping a trailing slash for the check of a file's name to see
+                value = str(Path(value).expanduser().absolute()) + ("/" if value.endswith(("/", os.sep)) else "")
             table[key] = value
     return job_from_dict(raw, path.absolute())

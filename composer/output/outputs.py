@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from composer.config.defaults import EncoderLayout, encoder_layout
 from composer.inputs.plan import Plan
 from composer.output.resume import fingerprint, mark_finished, mark_started, resume_point
+from composer.output.safety import check_job
 from composer.output.video_segments import SegmentedVideoSink
 from composer.output.writers import ImageFolderSink
 from composer.runtime.threads import Supervisor
@@ -38,10 +39,12 @@ def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None
         layout: the video's encoders (None: :func:`composer.inputs.plan.encoder_layout`).
 
     Raises:
-        JobError: ``resume`` is set but there is no interrupted run of this job.
+        JobError: an output would overwrite an input or collide with the other (:mod:`composer.output.safety`),
+            or ``resume`` is set but there is no interrupted run of this job.
         OutputError: an output cannot be created.
     """
     job, spec = plan.job, plan.job.output
+    check_job(job)  # before anything is created, removed or resumed
     layout = layout or encoder_layout(job)
     digest = fingerprint(job, plan.count)
     start = resume_point(job, plan.count, digest) if resume else 0

@@ -25,7 +25,7 @@ import numpy as np
 
 from composer.errors import OutputError, StageError
 from composer.output.resume import SEGMENT_FRAMES, part_path, parts_folder
-from composer.output.writers import VideoSink, _AudioTrack, convert_frame, converted_shape
+from composer.output.writers import VideoSink, _AudioTrack, convert_frame, converted_shape, partial_path
 from composer.runtime.threads import Pool, Stopped, Supervisor, get, put
 
 
@@ -302,7 +302,7 @@ class _EncodedAudio:
 
     def __init__(self, source: Path, frames: int, fps: Fraction, video: Path, run: Supervisor) -> None:
         self.source, self.frames, self.seconds = source, frames, Fraction(frames) / fps
-        self.path = video.parent / f".{video.name}.partial.m4a"
+        self.path = partial_path(video, ".m4a")
         self._cancelled = threading.Event()  # this encoding only, not the run
         self._threads = Supervisor(run)
         self._threads.spawn("audio", self._encode)
@@ -345,7 +345,7 @@ class _EncodedAudio:
 def _join(parts: list[Path], target: Path, fps: Fraction, audio: Path | None) -> None:
     """Copy the segments' packets, shifted in time, and those of the encoded ``audio`` into one mp4 (temporary
     name, then renamed)."""
-    temp = target.parent / f".{target.name}.partial.mp4"
+    temp = partial_path(target)
     try:
         with contextlib.ExitStack() as files:
             out = files.enter_context(av.open(str(temp), "w", format="mp4",

@@ -20,13 +20,18 @@ import numpy as np
 from composer.errors import JobError, OutputError
 from composer.output.colour import bgr_to_i420_bt709
 
-__all__ = ["ImageFolderSink", "VideoSink", "convert_frame", "converted_shape"]
+__all__ = ["ImageFolderSink", "VideoSink", "convert_frame", "converted_shape", "partial_path"]
 
 _STALE_TEMP = re.compile(r"^\.\d{6,}\.(png|jpg)\.tmp$")
 # The colours of bgr_to_i420_bt709, as codec options: x264 writes them into the stream's VUI and the mp4
 # muxer into its colr box. Options rather than codec-context attributes, which older PyAV lacks.
 _BT709_TAGS = {"color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709", "color_range": "tv"}
 _AAC_RATES = frozenset({96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000})
+
+
+def partial_path(path: Path, suffix: str = ".mp4") -> Path:
+    """The hidden name a file is written under, beside it, until it is complete: ``.NAME.partial.mp4``."""
+    return path.parent / f".{path.name}.partial{suffix}"
 
 
 class ImageFolderSink:
@@ -165,7 +170,7 @@ class VideoSink:
         self.fps = Fraction(fps)
         self.width, self.height = width, height
         self.frames_written = 0
-        self._temp = self.path.parent / f".{self.path.name}.partial.mp4"
+        self._temp = partial_path(self.path)
         # Reused for every frame; PyAV copies it into its own frame.
         self._i420 = np.empty(converted_shape(width, height), np.uint8)
         # The audio is checked first so that a bad file is reported before any frame is rendered.

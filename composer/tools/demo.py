@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import wave
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import numpy as np
 from composer.errors import JobError, OutputError
 from composer.model.zoo import build_unet
 
-__all__ = ["make_demo_assets"]
+__all__ = ["check_demo_folder", "make_demo_assets"]
 
 _FPS = 25
 _SAMPLE_RATE = 16_000
@@ -26,6 +27,8 @@ _FEATURE_DIM = 1024
 _WINDOW = 320
 _FEATURE_SHAPE = (32, 16, 16)  # 8 feature rows of 1024 values, as the job's window of 8 gives the model.
 _SYLLABLES_PER_S = 4.0
+# What the demo writes into its folder: a folder holding anything else is not composer's demo.
+_DEMO_NAMES = frozenset({"job.toml", "template.mp4", "rects.json", "features.npy", "speech.wav", "model.onnx", "out"})
 
 # The job file of docs/design.md §1, with relative paths, so the demo folder can be moved as a whole.
 _JOB_TOML = """\
@@ -85,7 +88,8 @@ def make_demo_assets(
         The path of ``job.toml``.
 
     Raises:
-        JobError: ``frames``, ``size`` or ``template_frames`` is invalid.
+        JobError: ``frames``, ``size`` or ``template_frames`` is invalid, or ``folder`` holds something that is
+            not an earlier demo of composer's (:func:`check_demo_folder`).
         OutputError: A file could not be written.
     """
     width, height = size
@@ -97,18 +101,51 @@ def make_demo_assets(
     if count < 1:
         raise JobError(f"demo template_frames must be at least 1, got {count}")
     folder = Path(folder)
+    check_demo_folder(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        job = folder / "job.toml"
+        job.write_text(_JOB_TOML)  # first: a folder the demo was interrupted in is still known as the demo's
         rects = _write_template(folder / "template.mp4", count, width, height, grain, seed)
         (folder / "rects.json").write_text(json.dumps(rects) + "\n")
         np.save(folder / "features.npy", _features(frames, seed), allow_pickle=False)
         _write_speech(folder / "speech.wav", frames, seed)
         build_unet(folder / "model.onnx", window=_WINDOW, feature_shape=_FEATURE_SHAPE, seed=seed)
-        job = folder / "job.toml"
-        job.write_text(_JOB_TOML)
     except (OSError, av.error.FFmpegError) as exc:
         raise OutputError(f"cannot write the demo assets into {folder}: {exc}") from exc
     return job
+
+
+def check_demo_folder(folder: Path) -> None:
+    """Refuse a demo folder that is not new, empty or composer's own earlier demo, whose files it replaces.
+
+    An earlier demo is a folder holding the demo's ``job.toml`` as composer writes it and nothing but the
+    demo's files and its ``out`` folder: a user's job there (its own ``job.toml``, model or template) is never
+    overwritten.
+
+    Raises:
+        JobError: ``folder`` is not a folder, or holds a file that is not the demo's.
+    """
+    if not folder.exists() and not folder.is_symlink():
+        return
+    if not folder.is_dir():
+        raise JobError(f"demo folder {folder}: exists and is not a folder; give a new or empty folder")
+    names = sorted(os.listdir(folder))
+    job = folder / "job.toml"
+    foreign = [name for name in names if name not in _DEMO_NAMES]
+    if names and not _is_demo_job(job):
+        foreign = ["job.toml"] if job.exists() else foreign or names  # a job of the user's comes first
+    if foreign:
+        raise JobError(f"demo folder {folder} holds {folder / foreign[0]}, which is not composer's demo and would "
+                       "be overwritten; give a new or empty folder")
+
+
+def _is_demo_job(job: Path) -> bool:
+    """Whether ``job`` is the demo's job file exactly as :func:`make_demo_assets` writes it."""
+    try:
+        return job.is_file() and job.read_text(encoding="utf-8") == _JOB_TOML
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _mouth_opening(t: float) -> float:
