@@ -1,8 +1,9 @@
 """The measuring commands, ``composer profile`` and ``composer sweep``, registered on ``composer``'s group.
 
 Thin, like :mod:`composer.cli.main`: parse, call :mod:`composer.measure.profile` /
-:mod:`composer.measure.sweep`, print. This module imports nothing heavy and nothing of :mod:`composer.cli.main` at import time (that module registers these
-commands), so either can be imported first. ``python -m composer.cli.measure`` runs them on their own.
+:mod:`composer.measure.sweep`, print. This module imports nothing heavy and nothing of
+:mod:`composer.cli.main` at import time (that module registers these commands), so either can be imported
+first. ``python -m composer.cli.measure`` runs them on their own.
 """
 
 from __future__ import annotations

@@ -5,9 +5,12 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psutil
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class ProgressBar:
     def __init__(self, enabled: bool | None = None, label: str = "render") -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.label = label
-        self._bar = None
+        self._bar: tqdm[Any] | None = None  # tqdm is imported when a bar is shown, not with composer
 
     def started(self, total: int) -> None:
         if self.enabled:
