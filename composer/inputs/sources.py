@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -50,8 +50,9 @@ class TemplateSource(abc.ABC):
     fps: Fraction | None
 
     @abc.abstractmethod
-    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
-        """Yields frames ``start .. stop - 1`` in order.
+    def frames(self, start: int = 0, stop: int | None = None) -> Generator[np.ndarray, None, None]:
+        """Yields frames ``start .. stop - 1`` in order; a reader that stops early closes the generator, which
+        releases what the decoding holds at once.
 
         Args:
             start: Index of the first frame.
@@ -159,7 +160,7 @@ class VideoSource(TemplateSource):
         keyframes.sort()
         return pts, keyframes, len(pts)
 
-    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+    def frames(self, start: int = 0, stop: int | None = None) -> Generator[np.ndarray, None, None]:
         """Yields frames ``start .. stop - 1``, each a new C-contiguous uint8 BGR array.
 
         Decoding starts at the keyframe before ``start`` (one seek) and runs sequentially to ``stop``.
@@ -248,7 +249,7 @@ class FolderSource(TemplateSource):
         first = _read_image(self._files[0])
         self.height, self.width = first.shape[:2]
 
-    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+    def frames(self, start: int = 0, stop: int | None = None) -> Generator[np.ndarray, None, None]:
         """Reads images ``start .. stop - 1``, each a new C-contiguous uint8 BGR array."""
         start, stop = self._range(start, stop)
         for file in self._files[start:stop]:
@@ -276,7 +277,7 @@ class StillSource(TemplateSource):
         self.height, self.width = self._image.shape[:2]
         self.fps = None
 
-    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+    def frames(self, start: int = 0, stop: int | None = None) -> Generator[np.ndarray, None, None]:
         """Yields a copy of the image if the range includes frame 0."""
         start, stop = self._range(start, stop)
         if start < stop:

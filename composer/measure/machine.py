@@ -16,13 +16,15 @@ from pathlib import Path
 
 import psutil
 
+from composer import __version__
 from composer.config import defaults
 from composer.measure.report import markdown_table
 
 __all__ = ["Machine", "describe_machine"]
 
-# Distribution names, in the order the report lists them.
-_PACKAGES = ("composer", "numpy", "opencv-python-headless", "opencv-python", "onnxruntime", "onnxruntime-gpu",
+# Distribution names, in the order the report lists them, after composer's own version (its distribution is
+# composer-repaint; "composer" on the package index is another project).
+_PACKAGES = ("numpy", "opencv-python-headless", "opencv-python", "onnxruntime", "onnxruntime-gpu",
              "av", "matplotlib")
 _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
@@ -139,7 +141,7 @@ def _providers() -> tuple[str, ...]:
 
 
 def _versions() -> dict[str, str]:
-    versions = {}
+    versions = {"composer": __version__}
     for name in _PACKAGES:
         try:
             versions[name] = metadata.version(name)

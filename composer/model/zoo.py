@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -53,7 +54,7 @@ class _Graph:
         """Adds an int64 vector initializer (shapes, slice bounds) and returns its name."""
         return self.const(np.array(values, np.int64), "ints")
 
-    def op(self, op_type: str, inputs: list[str], output: str | None = None, **attrs: object) -> str:
+    def op(self, op_type: str, inputs: list[str], output: str | None = None, **attrs: Any) -> str:
         """Adds a node with one output and returns the output's name."""
         output = output or f"{op_type.lower()}_{next(self._ids)}"
         self.nodes.append(helper.make_node(op_type, inputs, [output], **attrs))

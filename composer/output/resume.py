@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def part_path(folder: Path, index: int) -> Path:
     return folder / _PART.format(index)
 
 
-def _stat(path: Path) -> list[object]:
+def _stat(path: Path) -> Sequence[object]:
     if path.is_dir():
         return sorted([e.name, e.stat().st_size, e.stat().st_mtime_ns] for e in os.scandir(path) if e.is_file())
     try:

@@ -242,7 +242,7 @@ class SegmentedVideoSink:
         try:
             self._stop_encoders(finish=True)
             self._segments[0].finish()
-            parts = []
+            parts: list[Path] = []
             while part_path(self.folder, len(parts)).exists():
                 parts.append(part_path(self.folder, len(parts)))
             if not parts:
@@ -361,10 +361,11 @@ def _join(parts: list[Path], target: Path, fps: Fraction, audio: Path | None) ->
                         stream = out.add_stream_from_template(video)
                         if sound_in is not None:
                             sound_out = out.add_stream_from_template(sound_in)
+                    assert video.time_base is not None, "FFmpeg gives every stream it opens a time base"
                     shift = int(Fraction(frames) / fps / video.time_base)
                     for packet in source.demux(video):
-                        if packet.dts is None:
-                            continue  # the demuxer's end-of-stream marker
+                        if packet.pts is None or packet.dts is None:
+                            continue  # the demuxer's end-of-stream marker (an MP4's packets carry both)
                         packet.pts += shift
                         packet.dts += shift
                         packet.stream = stream
@@ -372,7 +373,7 @@ def _join(parts: list[Path], target: Path, fps: Fraction, audio: Path | None) ->
                         frames += 1
                 # The audio of this part's time goes right after it, so that the file interleaves the two.
                 end, last = Fraction(frames) / fps, part is parts[-1]
-                while pending is not None and (last or pending.pts * pending.time_base < end):
+                while pending is not None and (last or _starts(pending) < end):
                     pending.stream = sound_out
                     out.mux(pending)
                     pending = next(sounds, None)
@@ -390,3 +391,9 @@ def _audio_packets(files: contextlib.ExitStack, audio: Path | None) -> tuple[av.
     sound = files.enter_context(av.open(str(audio)))
     stream = sound.streams.audio[0]
     return stream, (packet for packet in sound.demux(stream) if packet.dts is not None)
+
+
+def _starts(packet: av.Packet) -> Fraction:
+    """When a demuxed ``packet`` starts, in seconds."""
+    assert packet.pts is not None and packet.time_base is not None, "the demuxer times every packet it gives"
+    return packet.pts * packet.time_base

@@ -321,6 +321,7 @@ class _AudioTrack:
             if self._fifo.samples == 0:
                 return  # The source ended before the video.
             chunk = self._fifo.read(min(need, self._fifo.samples))
+            assert chunk is not None, "a FIFO holding samples gives a frame"
             chunk.pts, chunk.time_base = self.samples_written, Fraction(1, self.rate)
             self._output.mux(self._stream.encode(chunk))
             self.samples_written += chunk.samples

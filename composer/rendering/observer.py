@@ -5,11 +5,13 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psutil
 
 if TYPE_CHECKING:
+    from tqdm import tqdm
+
     from composer.rendering.layout import RenderLayout
 
 
@@ -57,7 +59,7 @@ class ProgressBar:
     def __init__(self, enabled: bool | None = None, label: str = "render") -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.label = label
-        self._bar = None
+        self._bar: tqdm[Any] | None = None  # tqdm is imported when a bar is shown, not with composer
 
     def started(self, total: int) -> None:
         if self.enabled:

@@ -15,6 +15,7 @@ A slot is refilled only after the renderer has released every output frame of th
 
 from __future__ import annotations
 
+import functools
 import math
 import mmap
 import threading
@@ -128,12 +129,15 @@ class Preloader:
     def _slot(self, v: int) -> int:
         return v % len(self._frames)
 
+    def _free_for(self, v: int) -> bool:
+        """Visit ``v``'s slot is no longer used by the visit that held it before."""
+        return self._released >= v - len(self._frames)
+
     def run(self) -> None:
         """Thread body: load every visit's chunk in order, each once its slot is free."""
-        slots = len(self._frames)
         for v, visit in enumerate(self.visits):
             with self._cond:
-                wait_for(self._cond, lambda v=v: self._released >= v - slots, self.stop)
+                wait_for(self._cond, functools.partial(self._free_for, v), self.stop)
             slot = self._slot(v)
             if self._held[slot] != visit.chunk:
                 self._held[slot] = None

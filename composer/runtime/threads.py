@@ -68,7 +68,8 @@ class Pool(Generic[T]):
         self._free.put(buffer)
 
 
-def wait_for(cond: threading.Condition, predicate: Callable[[], T], stop: threading.Event, poll: float = POLL) -> T:
+def wait_for(cond: threading.Condition, predicate: Callable[[], T | None], stop: threading.Event,
+             poll: float = POLL) -> T:
     """``cond.wait_for(predicate)`` (``cond`` held) that gives up with :class:`Stopped` once ``stop`` is set;
     returns the predicate's first true value. ``poll``: seconds between looks when nobody notifies ``cond``."""
     while not (value := predicate()):
@@ -89,9 +90,9 @@ class Supervisor:
     """
 
     def __init__(self, run: Supervisor | None = None) -> None:
-        self.stop = run.stop if run is not None else threading.Event()
+        self.stop: threading.Event = run.stop if run is not None else threading.Event()
         self._errors: list[BaseException] = run._errors if run is not None else []
-        self._lock = run._lock if run is not None else threading.Lock()
+        self._lock: threading.Lock = run._lock if run is not None else threading.Lock()
         self._threads: list[tuple[threading.Thread, threading.Event]] = []  # each thread and its "done" event
 
     def fail(self, exc: BaseException) -> None:

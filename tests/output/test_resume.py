@@ -55,10 +55,17 @@ def uninterrupted(tmp_path_factory):
     return read_folder(out / "frames"), _decode(out / "result.mp4")
 
 
+# `composer` as started in a terminal, where Ctrl-C reaches it. A shell that starts a job in the background
+# (`pytest &`, some CI runners) makes it and its children ignore SIGINT, and Python then installs no handler
+# for it: the child restores the one Python installs at start-up.
+_COMPOSER_IN_A_TERMINAL = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                           "from composer.cli.main import main; main()")
+
+
 def _interrupt_when(job_file: Path, images: int, sig: int) -> subprocess.CompletedProcess[str]:
     frames = job_file.parent / "out" / "frames"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "composer.cli.main", "run", str(job_file), "-q"],
+    process = subprocess.Popen([sys.executable, "-c", _COMPOSER_IN_A_TERMINAL, "run", str(job_file), "-q"],
                                stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 import time
 
@@ -88,8 +89,14 @@ def test_ctrl_c_during_join_waits_for_every_thread_to_finish() -> None:
         time.sleep(0.3)  # the call it was in when the run stopped
         finished.set()
 
-    supervisor.spawn("work", work)
-    threading.Timer(0.2, _thread.interrupt_main).start()
-    with pytest.raises(KeyboardInterrupt):
-        supervisor.join()
+    # interrupt_main does nothing while SIGINT is ignored, as it is in a job that a shell started in the
+    # background (`pytest &`, some CI runners): Ctrl-C raises KeyboardInterrupt here as in a terminal.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        supervisor.spawn("work", work)
+        threading.Timer(0.2, _thread.interrupt_main).start()
+        with pytest.raises(KeyboardInterrupt):
+            supervisor.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert finished.is_set(), "join returned while a thread was still working"
