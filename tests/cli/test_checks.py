@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import wave
+
+import av
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -51,3 +54,34 @@ def test_a_model_that_returns_bytes_is_refused_before_the_first_frame(make_job):
     assert result.exit_code == 2, result.output
     assert "model.onnx: first output 'output' is tensor(uint8)" in _one_line(result)
     assert not (job_file.parent / "out").exists() or not any((job_file.parent / "out").iterdir())
+
+
+def _wav(path, samples: np.ndarray):
+    with wave.open(str(path), "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(2)
+        file.setframerate(16000)
+        file.writeframes(samples.astype(np.int16).tobytes())
+    return path
+
+
+def test_audio_without_samples_is_refused_before_the_first_frame(make_job):
+    job_file = make_job(output={"video": "out.mp4", "audio": "empty.wav"})
+    empty = _wav(job_file.parent / "empty.wav", np.zeros(0))
+    result = CliRunner().invoke(main, ["run", str(job_file), "-q"])
+    assert result.exit_code == 2, result.output
+    assert _one_line(result) == f"composer: error: {empty}: the audio track has no samples"
+    out = job_file.parent / "out"
+    assert not (job_file.parent / "out.mp4").exists() and not (out.exists() and list(out.glob("*.png")))
+
+
+def test_silent_audio_is_one_warning_line_and_is_muxed(make_job, caplog):
+    job_file = make_job(output={"video": "out.mp4", "audio": "quiet.wav"})
+    quiet = _wav(job_file.parent / "quiet.wav", np.zeros(16000))
+    with caplog.at_level("WARNING", logger="composer"):
+        result = CliRunner().invoke(main, ["run", str(job_file), "-q"])
+    assert result.exit_code == 0, result.output
+    silent = [r for r in caplog.records if r.getMessage().startswith(f"{quiet}: the audio track is silent")]
+    assert len(silent) == 1
+    with av.open(str(job_file.parent / "out.mp4")) as container:
+        assert len(container.streams.audio) == 1
