@@ -11,6 +11,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -170,6 +171,23 @@ def expects_accelerator(wanted: str) -> bool:
         return False  # the model's own load reports the missing provider
 
 
+def session_options() -> Any:
+    """ONNX Runtime session options whose log stays off stderr; composer reports what matters in one line.
+
+    ONNX Runtime writes its warnings and errors to stderr itself, in colour: a failing node's error came before
+    composer's one line that reports the same failure. Its log is therefore set to fatal only, for the session
+    and for the process-wide default logger (which speaks while providers are set up, before a session has a
+    logger of its own). With composer's log at debug level (``--debug``) its warnings and errors are shown.
+    """
+    import onnxruntime as ort
+
+    severity = 2 if log.isEnabledFor(logging.DEBUG) else 4  # 2 warning, 3 error, 4 fatal
+    ort.set_default_logger_severity(severity)
+    options = ort.SessionOptions()
+    options.log_severity_level = severity
+    return options
+
+
 class Model:
     """An ONNX model matched to a job: runs batches of image (and feature) inputs.
 
@@ -189,11 +207,10 @@ class Model:
         if not path.is_file():
             raise ModelError(f"{path}: no such model file")
         check_external_data(path)
-        options = ort.SessionOptions()
+        options = session_options()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
         # A planned memory pattern keeps an arena sized for the largest batch seen (about 1 GB for the demo
         # U-Net at batch 4); without it the arena holds ~40% less at the same speed.
         options.enable_mem_pattern = False
@@ -208,6 +225,10 @@ class Model:
             raise ModelError(f"{path}: cannot load the model: {first}") from None
         self.provider = self.session.get_providers()[0]
         log.info("model %s runs on %s", path.name, self.provider)
+        if spec.provider != "auto" and self.provider != providers[0]:
+            # ONNX Runtime said why on its own log, which is now silent.
+            log.warning("model.provider = %r: %s could not be started, so model %s runs on %s (--debug shows "
+                        "ONNX Runtime's reason)", spec.provider, providers[0], path.name, self.provider)
         inputs = [(i.name, list(i.shape)) for i in self.session.get_inputs()]
         self.inputs = match_inputs(path, inputs, spec, feature_row_shape, window)
         self.output = self.session.get_outputs()[0].name

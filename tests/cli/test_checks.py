@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import wave
 
 import av
@@ -85,3 +87,14 @@ def test_silent_audio_is_one_warning_line_and_is_muxed(make_job, caplog):
     assert len(silent) == 1
     with av.open(str(job_file.parent / "out.mp4")) as container:
         assert len(container.streams.audio) == 1
+
+
+def test_onnx_runtime_prints_nothing_before_composers_one_line(make_job):
+    """ONNX Runtime's own error line (in colour, on fd 2) came before composer's; checked in a real process."""
+    job_file = _faulty_job(make_job, "fails")
+    done = subprocess.run([sys.executable, "-m", "composer", "run", str(job_file), "-q", "--set", "run.batch=2"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2, done.stderr  # the warm-up before the first frame fails already
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"composer: error: {job_file.parent / 'model.onnx'}: inference failed: ")

@@ -8,6 +8,8 @@ Each takes ``image`` [B, C, W, W] and ``audio`` [B, *feature_shape] like the zoo
 - ``"inf"``: ``Max(..., 1 / f)``: inf where ``f == 0``, unchanged where ``f < 0``.
 - ``"uint8"``: times 255, cast to uint8 (a model that returns bytes 0-255).
 - ``"double"``: cast to float64 (a float all the same).
+- ``"fails"``: reshaped through ``[7, -1]``, which ONNX Runtime fails to run unless the batch's size divides by 7
+  (and then logs an error of its own).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-FAULTS = ("nan", "inf", "uint8", "double")
+FAULTS = ("nan", "inf", "uint8", "double", "fails")
 _TYPES = {"uint8": TensorProto.UINT8, "double": TensorProto.DOUBLE}
 
 
@@ -32,6 +34,7 @@ def build_faulty(path: Path, *, fault: str, window: int, in_channels: int = 6,
         "flat": np.array([0, -1], np.int64), "at": np.array([probe], np.int64),
         "at_end": np.array([probe + 1], np.int64), "one_axis": np.array([1], np.int64),
         "grid": np.array([-1, 1, 1, 1], np.int64), "k255": np.array(255, np.float32),
+        "sevens": np.array([7, -1], np.int64), "back": np.array([-1, 3, window, window], np.int64),
     }
     nodes = [
         helper.make_node("Slice", ["image", "starts", "ends", "axes"], ["rgb"]),
@@ -49,8 +52,11 @@ def build_faulty(path: Path, *, fault: str, window: int, in_channels: int = 6,
     elif fault == "uint8":
         nodes += [helper.make_node("Mul", ["good", "k255"], ["scaled"]),
                   helper.make_node("Cast", ["scaled"], ["output"], to=TensorProto.UINT8)]
-    else:
+    elif fault == "double":
         nodes += [helper.make_node("Cast", ["good"], ["output"], to=TensorProto.DOUBLE)]
+    else:
+        nodes += [helper.make_node("Reshape", ["good", "sevens"], ["odd"]),
+                  helper.make_node("Reshape", ["odd", "back"], ["output"])]
     inputs = [
         helper.make_tensor_value_info("image", TensorProto.FLOAT, [dim, in_channels, window, window]),
         helper.make_tensor_value_info("audio", TensorProto.FLOAT, [dim, *feature_shape]),
