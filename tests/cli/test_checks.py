@@ -98,3 +98,17 @@ def test_onnx_runtime_prints_nothing_before_composers_one_line(make_job):
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith(f"composer: error: {job_file.parent / 'model.onnx'}: inference failed: ")
+
+
+def test_a_reader_that_has_gone_does_not_fail_a_finished_render(make_job):
+    """``composer run JOB | head -0``: the summary meets a closed pipe after every frame is written."""
+    job_file = make_job()
+    with subprocess.Popen([sys.executable, "-m", "composer", "run", str(job_file)], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()  # the reader goes before the summary is printed
+        errors = process.stderr.read()
+        code = process.wait(timeout=120)
+    assert code == 0, errors
+    assert "Traceback" not in errors and "error" not in errors and "Exception ignored" not in errors
+    assert len(list((job_file.parent / "out").glob("*.png"))) == 23
