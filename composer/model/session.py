@@ -7,6 +7,7 @@ refused at load, and an output that holds NaN or inf fails the batch (:class:`No
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -188,6 +189,13 @@ def session_options() -> Any:
     return options
 
 
+@functools.cache
+def _fell_back(wanted: str, asked: str, path: Path, got: str) -> None:
+    """One warning per model and provider, however many lanes load it: ONNX Runtime's own reason is not shown."""
+    log.warning("model.provider = %r: %s could not be started, so model %s runs on %s (--debug shows ONNX "
+                "Runtime's reason)", wanted, asked, path.name, got)
+
+
 class Model:
     """An ONNX model matched to a job: runs batches of image (and feature) inputs.
 
@@ -226,9 +234,7 @@ class Model:
         self.provider = self.session.get_providers()[0]
         log.info("model %s runs on %s", path.name, self.provider)
         if spec.provider != "auto" and self.provider != providers[0]:
-            # ONNX Runtime said why on its own log, which is now silent.
-            log.warning("model.provider = %r: %s could not be started, so model %s runs on %s (--debug shows "
-                        "ONNX Runtime's reason)", spec.provider, providers[0], path.name, self.provider)
+            _fell_back(spec.provider, providers[0], path, self.provider)
         inputs = [(i.name, list(i.shape)) for i in self.session.get_inputs()]
         self.inputs = match_inputs(path, inputs, spec, feature_row_shape, window)
         self.output = self.session.get_outputs()[0].name

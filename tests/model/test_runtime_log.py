@@ -44,6 +44,7 @@ def test_a_provider_that_could_not_be_started_is_one_warning(tmp_path, monkeypat
     with warnings.catch_warnings(), caplog.at_level("WARNING", logger="composer"):
         warnings.simplefilter("ignore")  # this CPU build's own complaint about the provider it lacks
         model = Model(_spec(path, provider="cuda"), feature_row_shape=(1,), window=1)
+        Model(_spec(path, provider="cuda"), feature_row_shape=(1,), window=1)  # a second lane: no second line
     assert model.provider == "CPUExecutionProvider"
     assert [r.getMessage() for r in caplog.records] == [
         "model.provider = 'cuda': CUDAExecutionProvider could not be started, so model m.onnx runs on "
