@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +32,22 @@ def main(debug: bool) -> None:
     Start with `composer demo`, then write a job file (see configs/) and `composer run JOB.toml`.
     """
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="composer: %(message)s")
+
+
+def _say(text: str) -> None:
+    """Print a line of a command's result on stdout.
+
+    A reader that has gone (``composer run JOB | head -1``, a closed pipe) is no failure: the work is done, so
+    the line is dropped rather than the exit status turned to 1.
+    """
+    try:
+        click.echo(text)
+    except OSError as exc:
+        if exc.errno not in (errno.EPIPE, errno.EBADF):
+            raise
+        # Python flushes stdout once more at exit; pointed at the null device, that flush cannot fail too.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _summary(job: Job, stats: RenderStats) -> str:
@@ -90,7 +110,7 @@ def run(job_file: Path, reference: bool, batch: int | None, workers: int | None,
     if tracer is not None and trace_file is not None:
         emit_trace(tracer, Path(trace_file), f"{job_file.name}: the processor's threads, {stats.frames} frames")
     if not quiet:
-        click.echo(_summary(job, stats))
+        _say(_summary(job, stats))
 
 
 @main.command()
@@ -106,14 +126,14 @@ def demo(out_dir: Path, count: int, size: tuple[int, int], quiet: bool) -> None:
     from composer.tools.demo import make_demo_assets
 
     if not quiet:
-        click.echo(f"writing demo inputs to {out_dir} ...")
+        _say(f"writing demo inputs to {out_dir} ...")
     job_path = make_demo_assets(out_dir, frames=count, size=size)
     job = load_job(job_path)
     stats = _render(job, False, quiet)
-    click.echo(f"job file: {job_path}")
-    click.echo(f"frames:   {job.output.frames}")
-    click.echo(f"video:    {job.output.video}")
-    click.echo(
+    _say(f"job file: {job_path}")
+    _say(f"frames:   {job.output.frames}")
+    _say(f"video:    {job.output.video}")
+    _say(
         f"rendered {stats.frames} frames in {stats.seconds:.1f} s: {stats.fps:.1f} fps, "
         f"peak memory {stats.peak_rss / 2**20:.0f} MiB"
     )

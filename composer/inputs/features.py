@@ -10,13 +10,15 @@ import numpy as np
 from composer.errors import JobError
 
 _SCAN_ROWS = 65536  # rows checked for NaN at a time, so a huge memory-mapped file never loads whole
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def load_features(path: Path) -> np.ndarray:
-    """Memory-map a ``.npy`` array ``[N, ...]`` of numbers, without pickle, and check it is finite.
+    """Memory-map a ``.npy`` array ``[N, ...]`` of numbers, without pickle, and check it is finite as float32.
 
     Raises:
-        JobError: the file is missing, not a numeric array, or holds NaN or infinite values.
+        JobError: the file is missing, not a numeric array, or holds NaN or infinite values, or values beyond
+            float32's range (the model's input type); the message names the first such row.
     """
     path = Path(path)
     if not path.is_file():
@@ -31,12 +33,29 @@ def load_features(path: Path) -> np.ndarray:
         raise JobError(f"{path}: the features array has no rows")
     if array.dtype.kind == "f":
         for start in range(0, len(array), _SCAN_ROWS):
-            block = np.asarray(array[start : start + _SCAN_ROWS])
-            if not np.isfinite(block).all():
-                rows = np.flatnonzero(~np.isfinite(block.reshape(len(block), -1)).all(axis=1))
-                raise JobError(f"{path}: row {start + int(rows[0])} holds NaN or infinite values")
+            _check_finite(path, np.asarray(array[start : start + _SCAN_ROWS]), start)
     release(array)
     return array
+
+
+def _check_finite(path: Path, block: np.ndarray, start: int) -> None:
+    """Refuse rows ``start ..`` of ``block`` where a value is NaN or infinite as the model gets it, in float32.
+
+    A float64 value beyond float32's range (about 3.4e38) would reach the model as inf, so it is refused too.
+    """
+    with np.errstate(over="ignore"):  # the cast turns such values into inf, which is what is looked for
+        model_values = block.astype(np.float32, copy=False).reshape(len(block), -1)
+    finite = np.isfinite(model_values)
+    if finite.all():
+        return
+    row = int(np.flatnonzero(~finite.all(axis=1))[0])
+    value = block.reshape(len(block), -1)[row][~finite[row]][0]
+    if np.isfinite(value):
+        raise JobError(
+            f"{path}: row {start + row} holds {float(value):g}, beyond float32's range (magnitude above "
+            f"{_FLOAT32_MAX:.1e}), which is what the model takes"
+        )
+    raise JobError(f"{path}: row {start + row} holds NaN or infinite values")
 
 
 def release(features: np.ndarray) -> None:

@@ -78,7 +78,7 @@ def _numbered_files(folder: Path) -> dict[int, Path]:
 
 def _read_points(file: Path) -> np.ndarray:
     try:
-        text = file.read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8-sig")  # a byte-order mark, if any, is not part of line 1
     except (OSError, UnicodeDecodeError) as exc:
         raise JobError(f"{file}: cannot read landmarks: {exc}") from None
     points: list[tuple[float, float]] = []

@@ -2,7 +2,8 @@
 
 Accepted files: a JSON list with one entry per frame, a JSON object keyed by the frame index, or a CSV with
 the header ``frame,x1,y1,x2,y2``. An entry is ``[x1, y1, x2, y2]``, ``{"x1": .., "y1": .., "x2": .., "y2": ..}``
-or ``null`` (the frame passes through unchanged); ``x2`` and ``y2`` are exclusive.
+or ``null`` (the frame passes through unchanged); ``x2`` and ``y2`` are exclusive. Files are UTF-8, with or without
+the byte-order mark that spreadsheet programs write.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def _entry(value: Any, where: str) -> tuple[int, int, int, int] | None:
 
 def _from_json(path: Path) -> dict[int, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise JobError(f"{path}: not valid JSON: {exc}") from None
     if isinstance(data, list):
@@ -93,7 +94,7 @@ def _from_json(path: Path) -> dict[int, Any]:
 
 def _from_csv(path: Path) -> dict[int, Any]:
     entries: dict[int, Any] = {}
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         rows = csv.reader(handle)
         header = [cell.strip() for cell in next(rows, [])]
         if header != ["frame", *_KEYS]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import os
 import re
 from collections.abc import Generator, Iterator
 from fractions import Fraction
@@ -93,7 +94,12 @@ class VideoSource(TemplateSource):
     The frame count and each frame's presentation timestamp come from demuxing the whole video stream
     once at open time (no decoding), because the count a container declares is often wrong. A video whose
     frames are not evenly spaced (variable frame rate) is taken frame by frame, in order, with a warning:
-    output frame timing comes from ``[output] fps``, never from the template's timestamps.
+    output frame timing comes from ``[output] fps``, never from the template's timestamps. A video with rotation
+    metadata (a phone's portrait clip) is taken as stored, unturned, with a warning: its rectangles, its output
+    and every tool of composer see the frames as they are decoded.
+
+    Attributes:
+        rotation: the turn the file asks a player to give its frames, degrees counter-clockwise; 0 for none.
     """
 
     def __init__(self, path: Path, *, threads: int = 0) -> None:
@@ -123,6 +129,11 @@ class VideoSource(TemplateSource):
         self.fps = _nominal_rate(Fraction(rate)) if rate else None
         if self._pts is not None and _is_variable(self._pts):
             log.warning("%s: variable frame rate; frames are taken in order, %d frames", self.path, self.count)
+        self.rotation = self._rotation()
+        if self.rotation:
+            turn = f"{abs(self.rotation)} degrees {'counter-clockwise' if self.rotation > 0 else 'clockwise'}"
+            log.warning("%s: the video asks players to turn it %s; composer reads, renders and writes its frames "
+                        "as stored, unturned, and the rectangles refer to those", self.path, turn)
 
     def _open(self) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
         try:
@@ -136,6 +147,25 @@ class VideoSource(TemplateSource):
         stream.thread_type = "AUTO"
         stream.thread_count = self._threads
         return container, stream
+
+    def _rotation(self) -> int:
+        """The turn a player gives the frames, in degrees counter-clockwise in (-180, 180]; 0 for none.
+
+        FFmpeg hands the stream's display matrix to the decoded frames, so the first frame is decoded to read it;
+        an older FFmpeg gave a ``rotate`` tag instead, in degrees clockwise.
+        """
+        tag = self._stream.metadata.get("rotate")
+        if tag is not None:
+            try:
+                return _half_turns(-float(tag))
+            except ValueError:
+                return 0
+        try:
+            self._rewind(0)
+            frame = next(self._decoded(), None)
+        except (av.error.FFmpegError, SourceError):
+            return 0  # reading the frames reports the fault, naming the frame
+        return _half_turns(float(getattr(frame, "rotation", 0) or 0)) if frame is not None else 0
 
     def _index(self) -> tuple[list[int] | None, list[int] | None, int]:
         """Returns sorted frame pts, sorted keyframe pts (both None if timestamps are missing), count."""
@@ -318,6 +348,12 @@ def _nominal_rate(rate: Fraction) -> Fraction:
     return rate
 
 
+def _half_turns(degrees: float) -> int:
+    """``degrees`` as a whole angle in (-180, 180]."""
+    angle = round(degrees) % 360
+    return angle - 360 if angle > 180 else angle
+
+
 def _is_variable(pts: list[int]) -> bool:
     """Whether sorted timestamps are unevenly spaced.
 
@@ -331,7 +367,12 @@ def _is_variable(pts: list[int]) -> bool:
 def _numbered_images(folder: Path) -> list[Path]:
     numbered: dict[int, Path] = {}
     for file in folder.iterdir():
-        if file.name.startswith(".") or file.suffix.lower() not in IMAGE_SUFFIXES or not file.is_file():
+        if file.name.startswith(".") or file.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if not file.is_file():
+            if file.is_symlink() and not file.exists():
+                # Skipping it would shift every later frame by one, and the error would blame the rectangles.
+                raise JobError(f"{file}: a template frame that is a broken symbolic link (to {os.readlink(file)})")
             continue
         match = _LAST_INTEGER.search(file.stem)
         if match is None:

@@ -33,7 +33,7 @@ from composer.inputs.plan import open_plan
 from composer.inputs.sources import open_template
 from composer.model.session import Model
 from composer.output.writers import ImageFolderSink, VideoSink
-from composer.rendering.layout import run_batch
+from composer.rendering.layout import run_batch, warm_up
 from composer.rendering.step import FrameStep, ModelInputs
 from composer.runtime.threads import one_opencv_thread
 
@@ -169,7 +169,7 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None) -> Measure
                       window=job.features.window if job.features is not None else 1, threads=1)
         batch = run_batch(job, model)
         inputs = ModelInputs.allocate(spec, model, batch)
-        step.infer(model, inputs, batch)  # the first call allocates; not a cost of the steady state
+        warm_up([model], batch)  # the first call allocates; not a cost of the steady state
 
         stack, infer, comp, image_clock, video_clock = _Clock(), _Clock(), _Clock(), _Clock(), _Clock()
         out = np.empty((height, width, 3), np.uint8)
@@ -213,8 +213,11 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None) -> Measure
                 if count == batch or i == n - 1:
                     predictions = None
                     if count:
-                        with infer:
-                            predictions = step.infer(model, inputs, count)
+                        try:
+                            with infer:
+                                predictions = step.infer(model, inputs, count)
+                        except Exception as exc:
+                            raise step.infer_failed(exc, [j for j, _, r in pending if r is not None]) from exc
                     finish(predictions)
                     pending, count = [], 0
             if video_sink is not None:

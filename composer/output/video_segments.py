@@ -25,7 +25,7 @@ import numpy as np
 
 from composer.errors import OutputError, StageError
 from composer.output.resume import SEGMENT_FRAMES, part_path, parts_folder
-from composer.output.writers import VideoSink, _AudioTrack, convert_frame, converted_shape, partial_path
+from composer.output.writers import VideoSink, _AudioTrack, check_audio, convert_frame, converted_shape, partial_path
 from composer.runtime.threads import Pool, Stopped, Supervisor, get, put
 
 
@@ -116,7 +116,7 @@ class SegmentedVideoSink:
         self.folder = parts_folder(self.path)
         self.frames_written = start
         if audio is not None:
-            _AudioTrack(Path(audio)).close()  # a bad audio file is reported before any frame is rendered
+            check_audio(Path(audio))  # a bad audio file is reported before any frame is rendered
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -6,6 +6,7 @@ written under a hidden temporary name and renamed into place only when complete.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -20,7 +21,9 @@ import numpy as np
 from composer.errors import JobError, OutputError
 from composer.output.colour import bgr_to_i420_bt709
 
-__all__ = ["ImageFolderSink", "VideoSink", "convert_frame", "converted_shape", "partial_path"]
+__all__ = ["ImageFolderSink", "VideoSink", "check_audio", "convert_frame", "converted_shape", "partial_path"]
+
+log = logging.getLogger("composer")
 
 _STALE_TEMP = re.compile(r"^\.\d{6,}\.(png|jpg)\.tmp$")
 # The colours of bgr_to_i420_bt709, as codec options: x264 writes them into the stream's VUI and the mp4
@@ -161,7 +164,8 @@ class VideoSink:
             threads: Encoder threads; 0 lets x264 choose.
 
         Raises:
-            JobError: The frame rate or size is invalid, or the audio file cannot be read.
+            JobError: The frame rate or size is invalid, or the audio file cannot be read or holds no sample
+                (see :func:`check_audio`).
             OutputError: The temporary file cannot be created.
         """
         if fps <= 0 or width <= 0 or height <= 0:
@@ -174,6 +178,8 @@ class VideoSink:
         # Reused for every frame; PyAV copies it into its own frame.
         self._i420 = np.empty(converted_shape(width, height), np.uint8)
         # The audio is checked first so that a bad file is reported before any frame is rendered.
+        if audio is not None:
+            check_audio(Path(audio))
         self._audio = _AudioTrack(Path(audio)) if audio is not None else None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -275,6 +281,27 @@ class VideoSink:
             self.abort()
 
 
+def check_audio(path: Path) -> None:
+    """Refuse an audio file without a single sample; warn in one line about one that is silent throughout.
+
+    Decodes from the start up to the first sample that is not silence, so only a silent file is decoded whole.
+    A silent track is still muxed: it may be meant, but it is more often the wrong file.
+
+    Raises:
+        JobError: the file cannot be read as audio, has no audio track, or its track has no samples.
+    """
+    track = _AudioTrack(path)
+    try:
+        samples, audible = track.scan()
+    finally:
+        track.close()
+    if samples == 0:
+        raise JobError(f"{path}: the audio track has no samples")
+    if not audible:
+        log.warning("%s: the audio track is silent (all of its %d samples are zero); it is muxed all the same",
+                    path, samples)
+
+
 class _AudioTrack:
     """Decodes an audio file, resamples it for AAC and encodes it into the output, cut at a given time."""
 
@@ -287,6 +314,20 @@ class _AudioTrack:
             self._source.close()
             raise JobError(f"{path}: has no audio track")
         self._input = self._source.streams.audio[0]
+
+    def scan(self) -> tuple[int, bool]:
+        """Decodes from the start: the samples seen, and whether one is not silence (the scan stops there)."""
+        samples = 0
+        try:
+            for packet in self._source.demux(self._input):
+                for frame in packet.decode():
+                    samples += frame.samples
+                    silence = 128 if frame.format.name.startswith("u8") else 0  # unsigned 8-bit PCM idles at 128
+                    if frame.samples and np.any(frame.to_ndarray() != silence):
+                        return samples, True
+        except av.error.FFmpegError as exc:
+            raise JobError(f"{self._source.name}: audio cannot be decoded: {exc}") from exc
+        return samples, False
 
     def attach(self, output: av.container.OutputContainer) -> None:
         """Adds the AAC stream to ``output``; must come before the first packet is muxed."""

@@ -9,6 +9,7 @@ plain functions of :mod:`composer.config.defaults`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -36,7 +37,7 @@ from composer.config.defaults import (
 )
 from composer.config.job import Job
 from composer.inputs.plan import Plan, open_plan
-from composer.model.session import Model
+from composer.model.session import Model, NonFiniteOutput
 from composer.rendering.memory import frame_bytes, pipeline_bytes, segment_bytes
 from composer.rendering.preload import chunk_size
 
@@ -91,11 +92,17 @@ def zero_batch(model: Model, batch: int) -> tuple[np.ndarray, np.ndarray | None]
     return np.zeros((batch, *inputs.image_shape), np.float32), features
 
 
+def _run_on_zeros(model: Model, images: np.ndarray, features: np.ndarray | None) -> None:
+    """One call on a batch of zeros; an output that is not finite is no fault there (see :meth:`Model.run`)."""
+    with contextlib.suppress(NonFiniteOutput):
+        model.run(images, features)
+
+
 def warm_up(lanes: Sequence[Model], batch: int) -> None:
     """Run each lane once on a batch of zeros, so ONNX Runtime's arenas reach their working size now: before the
     memory is counted, and outside the render's time."""
     for model in lanes:
-        model.run(*zero_batch(model, batch))
+        _run_on_zeros(model, *zero_batch(model, batch))
 
 
 def frame_seconds(model: Model, batch: int) -> float:
@@ -103,11 +110,11 @@ def frame_seconds(model: Model, batch: int) -> float:
     batch of zeros (and as many more as fit in :data:`PROBE_SECONDS`), after one that warms the session up,
     divided by ``batch``."""
     images, features = zero_batch(model, batch)
-    model.run(images, features)
+    _run_on_zeros(model, images, features)
     best, spent, calls = math.inf, 0.0, 0
     while calls < PROBE_CALLS or spent < PROBE_SECONDS:
         began = time.perf_counter()
-        model.run(images, features)
+        _run_on_zeros(model, images, features)
         took = time.perf_counter() - began
         best, spent, calls = min(best, took), spent + took, calls + 1
     return best / batch

@@ -257,7 +257,7 @@ class Pipeline:
                 return self.step.infer(model, batch.inputs, batch.count)
         except Exception as exc:
             indices = [item.index for item in batch.items if item.rect is not None]
-            raise StageError("infer", f"frames {indices[0]}-{indices[-1]}", exc) from exc
+            raise self.step.infer_failed(exc, indices) from exc
 
     def _finish(self, item: Item, prediction: np.ndarray | None) -> Slot | None:
         """Composite task: the finished frame, saved as an image and converted for the encoder as the job asks.

@@ -354,7 +354,7 @@ class SegmentRenderer:
             with self.tracer.span("infer", waiting[0][0], n):
                 predictions = self.step.infer(model, buffers.inputs, n)
         except Exception as exc:
-            raise StageError("infer", f"frames {waiting[0][0]}-{waiting[-1][0]}", exc) from exc
+            raise self.step.infer_failed(exc, [w[0] for w in waiting]) from exc
         for (i, born, frame, crop, rect), prediction in zip(waiting, predictions):
             try:
                 with self.tracer.span("composite", i):

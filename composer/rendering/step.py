@@ -9,14 +9,16 @@ saved as an image and converted for the video encoder.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from composer.config.job import ModelSpec
+from composer.errors import StageError
 from composer.inputs.features import feature_window
 from composer.inputs.plan import Plan
-from composer.model.session import Model
+from composer.model.session import Model, NonFiniteOutput
 from composer.output.writers import ImageFolderSink, convert_frame
 from composer.rendering.composite import composite
 from composer.rendering.prepare import crop_region, fill_image
@@ -62,6 +64,14 @@ class FrameStep:
         """3.7: the predictions for the first ``count`` rows of ``inputs``."""
         features = inputs.features
         return model.run(inputs.images[:count], None if features is None else features[:count])
+
+    @staticmethod
+    def infer_failed(exc: Exception, frames: Sequence[int]) -> StageError:
+        """The error of an inference on output ``frames`` (one per row, in order) that raised ``exc``: it names
+        the frame whose prediction holds NaN or inf, else the batch's first and last frames."""
+        if isinstance(exc, NonFiniteOutput) and 0 <= exc.sample < len(frames):
+            return StageError("infer", f"frame {frames[exc.sample]}", exc)
+        return StageError("infer", f"frames {frames[0]}-{frames[-1]}", exc)
 
     def paste(self, frame: np.ndarray, crop: np.ndarray, prediction: np.ndarray, rect: Rect,
               out: np.ndarray | None = None) -> np.ndarray:

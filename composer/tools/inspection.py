@@ -12,7 +12,7 @@ from typing import Any
 from composer.config.job import Job
 from composer.errors import ModelError
 from composer.inputs.plan import open_plan
-from composer.model.session import Model
+from composer.model.session import Model, session_options
 
 __all__ = ["DOES_NOT_FIT", "check_fit", "describe_model"]
 
@@ -67,10 +67,8 @@ def describe_model(path: Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), sess_options=session_options(), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: cannot load the model: {first}") from None

@@ -129,6 +129,26 @@ def test_load_names_the_first_bad_row(tmp_path):
         load_features(tmp_path / "f.npy")
 
 
+@pytest.mark.parametrize("big", [1e39, -1e39, 1e300])
+def test_load_refuses_float64_values_that_float32_cannot_hold(tmp_path, big):
+    data = np.ones((6, 2), dtype=np.float64)
+    data[4, 1] = big
+    data[5, 0] = big
+    np.save(tmp_path / "f.npy", data)
+    with pytest.raises(JobError) as info:
+        load_features(tmp_path / "f.npy")
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'f.npy'}: row 4 holds {big:g}, beyond float32's range")
+    assert "\n" not in message
+
+
+def test_load_accepts_float64_values_within_float32s_range(tmp_path):
+    data = np.full((3, 2), 3e38, dtype=np.float64)
+    data[1] = -1e-300  # underflows to zero: finite
+    np.save(tmp_path / "f.npy", data)
+    assert load_features(tmp_path / "f.npy").shape == (3, 2)
+
+
 def test_load_refuses_a_missing_file(tmp_path):
     with pytest.raises(JobError, match="nothere.npy"):
         load_features(tmp_path / "nothere.npy")

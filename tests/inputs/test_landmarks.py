@@ -114,6 +114,12 @@ def test_clamping_comes_after_square():
     assert boxes == [(0, 30, 40, 48)]
 
 
+def test_a_file_with_a_utf8_byte_order_mark_reads(tmp_path):
+    points = _points(10, 50, 20)
+    (tmp_path / "0.lms").write_text("".join(f"{x} {y}\n" for x, y in points), encoding="utf-8-sig")
+    np.testing.assert_array_equal(read_landmarks(tmp_path)[0], points)
+
+
 def test_a_non_numeric_line_names_the_file_and_line(tmp_path):
     points = _points(10, 50, 20)
     path = _write_lms(tmp_path, "0.lms", points)

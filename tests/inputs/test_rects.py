@@ -66,6 +66,17 @@ def test_every_format_loads_the_same_rectangles(tmp_path, name):
     assert all(type(v) is int for v in rects.get(0))
 
 
+@pytest.mark.parametrize("name", ["json list of lists", "json object of dicts, shuffled", "csv"])
+def test_a_file_with_a_utf8_byte_order_mark_loads(tmp_path, name):
+    """Spreadsheet programs save CSV as "UTF-8 with BOM"; some editors do the same to JSON."""
+    filename, text = FORMATS[name]
+    path = tmp_path / filename
+    path.write_text(text, encoding="utf-8-sig")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    rects = load_rects(path, len(BOXES))
+    assert [rects.get(t) for t in range(4)] == [None if b is None else tuple(b) for b in BOXES]
+
+
 def test_whole_floats_are_accepted(tmp_path):
     rects = load_rects(_write(tmp_path / "r.json", "[[1.0, 2.0, 3.0, 4.0]]"), 1)
     assert rects.get(0) == (1, 2, 3, 4)

@@ -29,12 +29,18 @@ def _make_video(
     height: int = H,
     fps: Fraction = Fraction(25),
     fmt: str = "mp4",
+    rotation: int = 0,
 ) -> Path:
-    """Encodes ``count`` frames with B-frames and a keyframe every 5 frames: seeks and reordering matter."""
+    """Encodes ``count`` frames with B-frames and a keyframe every 5 frames: seeks and reordering matter.
+
+    ``rotation``: a display matrix asking players to turn the video by that many degrees counter-clockwise.
+    """
     params = "keyint=5:min-keyint=5:scenecut=0:bframes=2:b-adapt=0"
     with av.open(str(path), "w", format=fmt) as container:
         stream = container.add_stream("libx264", fps, options={"crf": "10", "x264-params": params})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if rotation:
+            stream.set_display_rotation(rotation)
         for index in range(count):
             i420 = cv2.cvtColor(_frame(index, width, height), cv2.COLOR_BGR2YUV_I420)
             frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
@@ -132,6 +138,31 @@ def test_raw_stream_without_timestamps(tmp_path: Path) -> None:
         assert all(np.array_equal(a, b) for a, b in zip(source.frames(5, 9), full[5:9], strict=True))
 
 
+@pytest.mark.skipif(not hasattr(av.video.stream.VideoStream, "set_display_rotation"),
+                    reason="this PyAV cannot write a display matrix")
+@pytest.mark.parametrize(("rotation", "angle", "turn"), [
+    (90, 90, "90 degrees counter-clockwise"), (-90, -90, "90 degrees clockwise"), (270, -90, "90 degrees clockwise"),
+    (180, 180, "180 degrees counter-clockwise"),
+])
+def test_a_video_with_rotation_metadata_is_taken_as_stored_with_a_warning(tmp_path, caplog, rotation, angle,
+                                                                          turn) -> None:
+    path = _make_video(tmp_path / "portrait.mp4", rotation=rotation)
+    with caplog.at_level("WARNING", logger="composer"), VideoSource(path) as source:
+        frames = list(source.frames())
+    assert (source.width, source.height) == (W, H) and frames[0].shape == (H, W, 3)
+    np.testing.assert_allclose(frames[3], _frame(3), atol=4)  # unturned
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert warnings[0].startswith(f"{path}: the video asks players to turn it {turn}; ")
+    assert source.rotation == angle
+
+
+def test_a_video_without_rotation_metadata_gives_no_warning(video: Path, caplog) -> None:
+    with caplog.at_level("WARNING", logger="composer"), VideoSource(video) as source:
+        assert source.rotation == 0
+    assert not caplog.records
+
+
 def test_video_range_is_checked(video: Path) -> None:
     with VideoSource(video) as source, pytest.raises(ValueError, match="outside"):
         list(source.frames(3, N + 1))
@@ -196,6 +227,18 @@ def test_folder_duplicate_integers(tmp_path: Path) -> None:
     _write_images(tmp_path, ["f1.png", "f01.png"])
     with pytest.raises(JobError, match="frame number 1"):
         open_template(tmp_path)
+
+
+def test_folder_frame_that_is_a_broken_symlink_is_named(tmp_path: Path) -> None:
+    """Skipping it would shift the later frames by one and blame the rectangles for the count."""
+    _write_images(tmp_path, ["f1.png", "f3.png"])
+    (tmp_path / "f2.png").symlink_to(tmp_path / "gone" / "f2.png")
+    (tmp_path / ".hidden9.png").symlink_to(tmp_path / "gone")  # hidden files stay ignored
+    with pytest.raises(JobError) as info:
+        open_template(tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'f2.png'}: a template frame that is a broken symbolic link")
+    assert "\n" not in message
 
 
 def test_folder_size_mismatch(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import errno
 import os
+import wave
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from composer.errors import JobError, OutputError
 from composer.output import writers
+from composer.output.video_segments import SegmentedVideoSink
 from composer.output.writers import ImageFolderSink, VideoSink
 from tests.conftest import write_wav
 
@@ -177,6 +179,46 @@ def test_video_sink_audio_is_cut_to_video(tmp_path: Path, rate: int, channels: i
     probe = _probe(target)
     assert probe["frames"] == N
     assert abs(probe["audio"] - probe["duration"]) <= 1 / fps
+
+
+def _pcm_wav(path: Path, samples: np.ndarray, width: int = 2) -> Path:
+    with wave.open(str(path), "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(width)
+        file.setframerate(16000)
+        file.writeframes(samples.tobytes())
+    return path
+
+
+@pytest.mark.parametrize("sink", [VideoSink, SegmentedVideoSink])
+def test_audio_without_samples_is_refused_before_the_video_starts(tmp_path: Path, sink) -> None:
+    empty = _pcm_wav(tmp_path / "empty.wav", np.zeros(0, np.int16))
+    with pytest.raises(JobError) as info:
+        sink(tmp_path / "out" / "result.mp4", Fraction(25), W, H, audio=empty)
+    assert str(info.value) == f"{empty}: the audio track has no samples"
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize(("width", "silence"), [(2, np.zeros(8000, np.int16)), (1, np.full(8000, 128, np.uint8))])
+def test_silent_audio_is_muxed_with_a_one_line_warning(tmp_path: Path, caplog, width, silence) -> None:
+    quiet = _pcm_wav(tmp_path / "quiet.wav", silence, width)
+    target = tmp_path / "result.mp4"
+    with caplog.at_level("WARNING", logger="composer"):
+        with VideoSink(target, Fraction(25), W, H, audio=quiet, preset="ultrafast") as sink:
+            for index in range(N):
+                sink.write(_frame(index))
+    messages = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert messages == [f"{quiet}: the audio track is silent (all of its 8000 samples are zero); it is muxed all "
+                        "the same"]
+    assert _probe(target)["audio"] == pytest.approx(N / 25, abs=0.03)
+
+
+def test_audio_with_sound_late_in_the_file_gives_no_warning(tmp_path: Path, caplog) -> None:
+    samples = np.zeros(16000, np.int16)
+    samples[-1] = 1
+    with caplog.at_level("WARNING", logger="composer"):
+        writers.check_audio(_pcm_wav(tmp_path / "late.wav", samples))
+    assert not caplog.records
 
 
 def test_video_sink_shorter_audio(tmp_path: Path) -> None:
