@@ -15,7 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from composer.config.limits import MAX_BYTES, MAX_FPS, MAX_INPUT_GROUPS, MAX_RATE_TERM, MAX_SIDE
+from composer.config.limits import MAX_BYTES, MAX_FPS, MAX_INPUT_GROUPS, MAX_RATE_TERM, MAX_SIDE, MIN_FPS
 from composer.errors import JobError
 
 INPUT_GROUPS = ("crop", "masked")
@@ -107,10 +107,10 @@ def fps(key: str, value: Any, base: Path) -> Fraction:
             raise ValueError
     except (ValueError, ZeroDivisionError):
         raise fail(key, f"expected a frame rate such as 25 or \"30000/1001\", got {shown(value)}") from None
-    if rate <= 0:
+    if not (value > 0 if isinstance(value, float) else rate > 0):
         raise fail(key, f"must be positive, got {shown(value)}")
-    if rate > MAX_FPS:
-        raise fail(key, f"must be at most {MAX_FPS} fps, got {shown(value)}")
+    if not MIN_FPS <= rate <= MAX_FPS:
+        raise fail(key, f"must be from {MIN_FPS} (a frame an hour) to {MAX_FPS} fps, got {shown(value)}")
     if rate.numerator > MAX_RATE_TERM or rate.denominator > MAX_RATE_TERM:
         raise fail(key, f"{rate} does not fit a video's time base (numerator and denominator below 2**31)")
     return rate

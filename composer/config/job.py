@@ -40,6 +40,7 @@ from composer.config.limits import (
     MAX_JOB_BYTES,
     MAX_QUALITY,
     MAX_THREADS,
+    MAX_THREADS_IN_ALL,
     MAX_WINDOW,
     X264_PRESETS,
     check_nesting,
@@ -251,6 +252,7 @@ def job_from_dict(raw: Mapping[str, Any], path: Path) -> Job:
     run = _section(raw, "run", base) or {}
     if composite.get("blend") == "feather" and composite.get("feather", 0) == 0:
         raise fail("composite.feather", "must be > 0 when composite.blend = \"feather\"")
+    _check_threads_in_all(run)
     return Job(
         path=path,
         template=TemplateSpec(source=sources[0], rects=template["rects"]),
@@ -276,6 +278,17 @@ def _parse_toml(text: str, where: str) -> dict[str, Any]:
         raise
     except ValueError as exc:  # Python refuses to read an integer of more than 4300 digits
         raise JobError(f"{where}: not valid TOML: {str(exc).split(';')[0]}") from None
+
+
+def _check_threads_in_all(run: Mapping[str, Any]) -> None:
+    """Each thread count is bounded alone; their products must not start 256 x 256 threads either."""
+    lanes = run.get("lanes") or 1
+    products = (("run.threads", lanes * (run.get("threads") or 1), "lanes x threads"),
+                ("run.encoder_threads", max(run.get("encoders") or 1, lanes) * (run.get("encoder_threads") or 1),
+                 "encoder_threads x the encoders or lanes"))
+    for key, product, what in products:
+        if product > MAX_THREADS_IN_ALL:
+            raise fail(key, f"{what} is {product}; at most {MAX_THREADS_IN_ALL} threads in all")
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

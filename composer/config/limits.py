@@ -15,8 +15,10 @@ from fractions import Fraction
 
 from composer.errors import JobError
 
-# Frame rates: x264 and the mp4 muxer take any rate whose numerator and denominator are 32-bit integers
-# (FFmpeg's AVRational); no camera or display goes past 1000 fps.
+# Frame rates: FFmpeg keeps a rate as two 32-bit integers (AVRational), and its mp4 muxer fails to finish a
+# video from about one frame in 18 hours (1/65535 fps); one frame an hour still works. No camera or display
+# goes past 1000 fps.
+MIN_FPS = Fraction(1, 3600)
 MAX_FPS = Fraction(1000)
 MAX_RATE_TERM = 2**31 - 1
 
@@ -28,6 +30,8 @@ MAX_BATCH = 4096
 # helps up to about one per core; 256 leaves room for a large server's cores, while ONNX Runtime asked for
 # 10**6 threads exhausts the memory and crashes.
 MAX_THREADS = 256
+# Threads in all: ONNX Runtime's (lanes x threads) and x264's (encoder_threads x the encoders or the lanes).
+MAX_THREADS_IN_ALL = 1024
 # Video segments encoded side by side: each holds an x264 with its look-ahead frames (about 100 MB at 1080p).
 MAX_ENCODERS = 64
 # x264's own ceiling (X264_THREAD_MAX in x264.h).

@@ -50,6 +50,8 @@ BAD = [
     ("output", "fps", 10**30),
     ("output", "fps", "1001/1"),
     ("output", "fps", "1/3000000000"),
+    ("output", "fps", "1/65535"),  # the mp4 muxer failed to finish the video
+    ("output", "fps", 0.0001),
     ("output", "fps", "1e999999999"),
     ("output", "fps", -25),
     ("output", "fps", True),
@@ -105,6 +107,7 @@ def test_a_bad_number_is_one_line_naming_its_key(tmp_path, section, key, value):
         ("output", "fps", "30000/1001", Fraction(30000, 1001)),
         ("output", "fps", 29.97, Fraction(2997, 100)),
         ("output", "fps", 1000, Fraction(1000)),
+        ("output", "fps", "1/3600", Fraction(1, 3600)),
         ("output", "fps", " 24 ", Fraction(24)),
         ("run", "batch", 4096, 4096),
         ("run", "threads", 256, 256),
@@ -199,3 +202,23 @@ def test_sizes_and_frame_sizes_refuse_what_they_cannot_hold():
         parse_frame_size("100000x720")
     with pytest.raises(ValueError, match="expected WIDTHxHEIGHT"):
         parse_frame_size("9" * 5000 + "x720")
+
+
+@pytest.mark.parametrize(
+    ("run", "key"),
+    [
+        ({"lanes": 256, "threads": 256}, "run.threads"),  # 65,536 ONNX Runtime threads
+        ({"lanes": 5, "threads": 205}, "run.threads"),
+        ({"encoders": 64, "encoder_threads": 128}, "run.encoder_threads"),
+        ({"lanes": 9, "encoder_threads": 114}, "run.encoder_threads"),
+    ],
+)
+def test_threads_in_all_are_bounded_too(tmp_path, run, key):
+    with pytest.raises(JobError, match=rf"job key {key}: .* at most 1024 threads in all"):
+        load_job(_job(tmp_path, MINIMAL), {"run": run})
+
+
+def test_threads_in_all_up_to_the_bound(tmp_path):
+    run = {"lanes": 4, "threads": 256, "encoders": 8, "encoder_threads": 128}
+    job = load_job(_job(tmp_path, MINIMAL), {"run": run})
+    assert (job.run.lanes, job.run.threads, job.run.encoders, job.run.encoder_threads) == (4, 256, 8, 128)

@@ -234,7 +234,7 @@ def test_a_template_faster_than_1000_fps_asks_for_output_fps(tmp_path: Path) -> 
     raw = {"template": {"video": "fast.mp4", "rects": "rects.json"}, "model": {"path": "m.onnx", "crop": 8},
            "output": {"frames": "out"}}
     job = job_from_dict(raw, tmp_path / "job.toml")
-    with pytest.raises(JobError, match=r"fast\.mp4: the template's frame rate 2000 is above 1000 fps; set output"):
+    with pytest.raises(JobError, match=r"fast\.mp4: the template's frame rate 2000 is outside 1/3600 to 1000 fps"):
         with open_plan(job):
             pass
     with open_plan(replace(job, output=replace(job.output, fps=Fraction(25)))) as plan:
