@@ -8,6 +8,7 @@ Python), a float is not an integer (``1e400`` reads as ``inf``), and NaN and inf
 from __future__ import annotations
 
 import math
+import os
 import re
 import reprlib
 from collections.abc import Callable, Iterable
@@ -15,7 +16,16 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from composer.config.limits import MAX_BYTES, MAX_FPS, MAX_INPUT_GROUPS, MAX_RATE_TERM, MAX_SIDE, MIN_FPS
+from composer.config.limits import (
+    MAX_BYTES,
+    MAX_FPS,
+    MAX_INPUT_GROUPS,
+    MAX_NAME_BYTES,
+    MAX_PATH_BYTES,
+    MAX_RATE_TERM,
+    MAX_SIDE,
+    MIN_FPS,
+)
 from composer.errors import JobError
 
 INPUT_GROUPS = ("crop", "masked")
@@ -73,10 +83,13 @@ def optional_file_path(key: str, value: Any, base: Path) -> Path | None:
 
 
 def file_path(key: str, value: Any, base: Path) -> Path:
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or "\0" in value:  # no file name holds a NUL
         raise fail(key, f"expected a path (string), got {type_name(value)} {shown(value)}")
     path = Path(value).expanduser()
-    return path if path.is_absolute() else (base / path)
+    path = path if path.is_absolute() else (base / path)
+    if len(os.fsencode(path)) > MAX_PATH_BYTES or any(len(os.fsencode(p)) > MAX_NAME_BYTES for p in path.parts):
+        raise fail(key, f"path too long (at most {MAX_PATH_BYTES} bytes, {MAX_NAME_BYTES} a name): {shown(str(path))}")
+    return path
 
 
 def fraction_01(key: str, value: Any, base: Path) -> float:

@@ -59,6 +59,11 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 # Memory sizes: a petabyte, past any machine's memory, and far inside a 64-bit integer.
 MAX_BYTES = 2**50
 
+# Paths: Linux's PATH_MAX and NAME_MAX in bytes (most file systems share the name's); a longer path fails
+# with "File name too long" wherever it is first opened.
+MAX_PATH_BYTES = 4095
+MAX_NAME_BYTES = 255
+
 # Nesting of TOML and JSON (tables, arrays, dotted keys): composer's own files nest two deep.
 MAX_DEPTH = 32
 # A job file holds a few hundred bytes; reading stops past this, so a device or a huge file is refused.

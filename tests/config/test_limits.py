@@ -93,6 +93,10 @@ BAD = [
     ("run", "memory_budget", "1e400"),
     ("run", "memory_budget", True),
     ("run", "memory_budget", [1]),
+    # paths no file system takes: ValueError (NUL) and OSError (too long) escaped as tracebacks
+    ("template", "rects", "rects\0.json"),
+    ("output", "video", "v" * 300 + ".mp4"),
+    ("model", "path", "d/" * 3000 + "model.onnx"),
 ]
 
 
