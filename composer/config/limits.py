@@ -82,37 +82,52 @@ MAX_SHEET_PIXELS = 2**26  # 192 MiB of BGR
 # Box growth of `rects from-landmarks --margin`: ten times a box's size on every side.
 MAX_MARGIN = 10.0
 
-# Strings and comments, whose brackets do not nest. The multi-line forms first; their closing quotes may be
-# followed by one or two quotes that belong to the text.
-_TOML_TEXT = re.compile(
-    r'"""(?:[^\\"]|\\[\s\S]|"(?!""))*"""(?:"{1,2})?'
-    r"|'''(?:[^']|'(?!''))*'''(?:'{1,2})?"
-    r'|"(?:[^"\\\n]|\\.)*"'
-    r"|'[^'\n]*'"
-    r"|#[^\n]*"
-)
-_JSON_TEXT = re.compile(r'"(?:[^"\\]|\\[\s\S])*"')
-_BRACKETS = re.compile(r"[\[\]{}]")
-# A dotted key of more than MAX_DEPTH parts (tomllib's time grows with the square of their number).
-_DOTTED = re.compile(r"[\w-]+(?:[ \t]*\.[ \t]*[\w-]+){" + str(MAX_DEPTH) + ",}")
+# Where a string, a comment or a bracket starts, and where each kind of string ends (a multi-line string's
+# closing quotes may be followed by one or two quotes of its text). Each match runs forward from where the
+# last one ended, so the scan takes time linear in the text however it is made.
+_TOML_START = re.compile(r'"""|' + r"'''|" + r"""["'#\[\]{}]""")
+_JSON_START = re.compile(r'["\[\]{}]')
+_ENDS = {
+    '"""': re.compile(r'(?:[^\\"]|\\[\s\S]|"(?!""))*"""(?:"{1,2}(?!"))?'),
+    "'''": re.compile(r"(?:[^']|'(?!''))*'''(?:'{1,2}(?!'))?"),
+    '"': re.compile(r'(?:[^"\\\n]|\\.)*"'),
+    "'": re.compile(r"[^'\n]*'"),
+    "json": re.compile(r'(?:[^"\\]|\\[\s\S])*"'),
+}
+# A dotted key of more than MAX_DEPTH parts (tomllib's time grows with the square of their number). It starts
+# only where a word starts, so that a run of 100,000 digits is tried once, not once a digit.
+_DOTTED = re.compile(r"(?<![\w-])[\w-]+(?:[ \t]*\.[ \t]*[\w-]+){" + str(MAX_DEPTH) + ",}")
 
 
 def nesting_depth(text: str, toml: bool = True) -> int:
     """How deep the arrays, tables and dotted keys of TOML (or JSON) ``text`` nest, without parsing it.
 
-    Brackets inside strings and comments do not count. Text that is not valid TOML or JSON may be measured
-    wrongly only past the point where its parser stops with a syntax error, so the measure bounds what the
-    parser will recurse into.
+    Brackets inside strings and comments do not count. The scan stops at a string that does not end, where the
+    parser stops too; so the measure bounds what the parser will recurse into.
     """
-    stripped = (_TOML_TEXT if toml else _JSON_TEXT).sub("s", text)
-    depth = deepest = 0
-    for bracket in _BRACKETS.finditer(stripped):
-        if bracket.group() in "[{":
-            depth += 1
+    starts = _TOML_START if toml else _JSON_START
+    depth = deepest = pos = bare_from = 0
+    bare: list[str] = []  # the text outside strings and comments, where dotted keys are
+    while (token := starts.search(text, pos)) is not None:
+        kind, pos = token.group(), token.end()
+        if kind in "[]{}":
+            depth = depth + 1 if kind in "[{" else max(0, depth - 1)
             deepest = max(deepest, depth)
+            continue
+        bare.append(text[bare_from : token.start()])
+        if kind == "#":
+            newline = text.find("\n", pos)
+            pos = len(text) if newline < 0 else newline
         else:
-            depth = max(0, depth - 1)
-    if toml and _DOTTED.search(stripped):
+            end = _ENDS[kind if toml else "json"].match(text, pos)
+            if end is None:
+                break
+            pos = end.end()
+            bare.append("s")
+        bare_from = pos
+    else:
+        bare.append(text[bare_from:])
+    if toml and _DOTTED.search("".join(bare)):
         deepest = max(deepest, MAX_DEPTH + 1)
     return deepest
 

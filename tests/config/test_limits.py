@@ -226,3 +226,16 @@ def test_threads_in_all_up_to_the_bound(tmp_path):
     run = {"lanes": 4, "threads": 256, "encoders": 8, "encoder_threads": 128}
     job = load_job(_job(tmp_path, MINIMAL), {"run": run})
     assert (job.run.lanes, job.run.threads, job.run.encoders, job.run.encoder_threads) == (4, 256, 8, 128)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    "text",
+    ['"' + '\\"' * 200_000, '"""' + '\\"' * 200_000, "'''" + "''a" * 200_000, "x = " + "9" * 10**6,
+     '"a"' * 200_000, "a." * 200_000],
+    ids=["escaped-quotes", "multi-line", "literal", "digits", "strings", "dots"],
+)
+def test_nesting_depth_takes_linear_time(text):
+    # A regular expression over the whole text took minutes on unclosed strings of escaped quotes
+    nesting_depth(text)
+    nesting_depth(text, toml=False)
