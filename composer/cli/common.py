@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import shlex
 import signal
 import sys
@@ -15,21 +16,71 @@ import click
 
 from composer.config.checks import parse_frame_size
 from composer.config.job import parse_override
+from composer.config.limits import MAX_FRAMES
 from composer.errors import ComposerError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def positive_or_auto(ctx: click.Context, param: click.Parameter, value: str | None) -> int | str | None:
+    """A count of template frames (``--chunk``): 1 to :data:`~composer.config.limits.MAX_FRAMES`, or 'auto'."""
     if value is None or value == "auto":
         return value
     try:
-        number = int(value)
+        number = int(value) if len(value) < 20 else 0
     except ValueError:
-        raise click.BadParameter(f"expected a positive integer or 'auto', got {value!r}") from None
-    if number < 1:
-        raise click.BadParameter(f"expected a positive integer or 'auto', got {value!r}")
+        number = 0
+    if not 1 <= number <= MAX_FRAMES:
+        raise click.BadParameter(f"expected 1 to {MAX_FRAMES} or 'auto', got {one_line(value, 40)}")
     return number
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click's FloatRange without NaN and the infinities, which it lets through."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number", param, ctx)
+        return number
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` on one line (runs of white space as one space), cut to ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class OneLineGroup(click.Group):
+    """A command group whose usage errors (a bad option, a value out of range) are one line,
+    ``composer: error: ...``, exit status 2, like composer's own errors; ``--help`` still shows the usage."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            raise _one_line_usage(exc) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise _one_line_usage(exc) from None
+
+
+class _UsageLine(click.ClickException):
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"composer: error: {self.message}", err=True)
+
+
+def _one_line_usage(exc: click.UsageError) -> click.ClickException:
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `composer` alone prints its help
+        return exc
+    where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+    return _UsageLine(one_line(exc.format_message()) + where)
 
 
 def frame_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
@@ -65,8 +116,17 @@ def reports_errors(command: F) -> F:
         except ComposerError as exc:
             if debug:
                 raise
-            click.echo(f"composer: error: {exc}", err=True)
+            click.echo(f"composer: error: {one_line(str(exc), 2000)}", err=True)
             sys.exit(exc.exit_code)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own: a usage error (OneLineGroup prints it), ctx.exit(), an abort
+        except Exception as exc:  # MemoryError, RecursionError, OverflowError and any bug: one line too
+            if debug:
+                raise
+            name = "MemoryError" if isinstance(exc, MemoryError) else type(exc).__name__
+            click.echo(f"composer: error: unexpected {name}: {one_line(str(exc))}; run again with --debug for "
+                       "the traceback", err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             if debug:
                 raise

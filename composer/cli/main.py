@@ -14,8 +14,9 @@ from typing import Any, TypeVar
 import click
 
 from composer import __version__
-from composer.cli.common import frame_size, overrides, positive_or_auto, reports_errors
+from composer.cli.common import OneLineGroup, frame_size, overrides, positive_or_auto, reports_errors
 from composer.config.job import Job, load_job
+from composer.config.limits import MAX_BATCH, MAX_DEMO_FRAMES, MAX_THREADS
 from composer.rendering.observer import ProgressBar, RenderStats
 from composer.runtime.trace import Tracer
 
@@ -23,7 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("composer")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="composer")
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 def main(debug: bool) -> None:
@@ -74,8 +75,8 @@ def _render(job: Job, reference: bool, quiet: bool, resume: bool = False,
 @main.command()
 @click.argument("job_file", metavar="JOB", type=click.Path(path_type=Path))
 @click.option("--reference", is_flag=True, help="Use the plain per-frame reference renderer (slow, exact).")
-@click.option("-b", "--batch", type=click.IntRange(min=1), help="Frames per model call [run.batch].")
-@click.option("-w", "--workers", type=click.IntRange(min=1), help="Composite threads [run.workers].")
+@click.option("-b", "--batch", type=click.IntRange(1, MAX_BATCH), help="Frames per model call [run.batch].")
+@click.option("-w", "--workers", type=click.IntRange(1, MAX_THREADS), help="Composite threads [run.workers].")
 @click.option("-c", "--chunk", callback=positive_or_auto, metavar="N|auto",
               help="Template frames cached at once [run.chunk].")
 # Output paths stay text, so that the check of a file's name sees a trailing slash.
@@ -116,7 +117,7 @@ def run(job_file: Path, reference: bool, batch: int | None, workers: int | None,
 @main.command()
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("composer-demo"),
               show_default=True, help="Folder for the demo's inputs, job file and outputs.")
-@click.option("-n", "--frames", "count", type=click.IntRange(min=1), default=250, show_default=True,
+@click.option("-n", "--frames", "count", type=click.IntRange(1, MAX_DEMO_FRAMES), default=250, show_default=True,
               help="Output frames (10 s at 25 fps by default).")
 @click.option("--size", default="1280x720", show_default=True, callback=frame_size, help="Frame size WIDTHxHEIGHT.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")

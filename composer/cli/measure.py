@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from composer.cli.common import overrides, reports_errors
+from composer.cli.common import OneLineGroup, overrides, reports_errors
+from composer.config.limits import MAX_BATCH, MAX_FRAMES, MAX_GRID, MAX_ROUNDS, MAX_THREADS
 
 if TYPE_CHECKING:
     from composer.output.safety import Output
@@ -44,16 +45,25 @@ def _reports_errors(command: F) -> F:
     return reports_errors(interruptible)  # type: ignore[return-value]
 
 
-def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    try:
-        numbers = tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers such as 1,2,4, got {value!r}") from None
-    if not numbers or min(numbers) < 1:
-        raise click.BadParameter(f"expected positive integers such as 1,2,4, got {value!r}")
-    return tuple(dict.fromkeys(numbers))
+def _int_list(maximum: int) -> Callable[[click.Context, click.Parameter, str | None], tuple[int, ...] | None]:
+    """A callback reading comma-separated integers from 1 to ``maximum``, at most MAX_GRID of them."""
+
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+        if value is None:
+            return None
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        parts = [v for v in (v.strip() for v in value.split(",")) if v]
+        try:
+            # 20 digits and more are past any maximum, and int() of 5000 digits raises
+            numbers = tuple(int(v) if len(v) < 20 else maximum + 1 for v in parts)
+        except ValueError:
+            raise click.BadParameter(f"expected comma-separated integers such as 1,2,4, got {shown!r}") from None
+        if not numbers or min(numbers) < 1 or max(numbers) > maximum or len(numbers) > MAX_GRID:
+            raise click.BadParameter(f"expected up to {MAX_GRID} positive integers up to {maximum} such as 1,2,4, "
+                                     f"got {shown!r}")
+        return tuple(dict.fromkeys(numbers))
+
+    return parse
 
 
 def _load(job_file: Path, batch: int | None, workers: int | None, settings: tuple[str, ...]) -> Any:
@@ -107,7 +117,7 @@ _job_argument = click.argument("job_file", metavar="JOB", type=click.Path(path_t
 _set_option = click.option("-s", "--set", "settings", multiple=True, metavar="SECTION.KEY=VALUE",
                            help="Override any job key, as for `composer run` (repeatable).")
 _frames_option = click.option(
-    "-n", "--frames", type=click.IntRange(min=1), default=_FRAMES_DEFAULT, show_default=True,
+    "-n", "--frames", type=click.IntRange(1, MAX_FRAMES), default=_FRAMES_DEFAULT, show_default=True,
     help="Output frames to measure (the job's first N; a job without [features] always uses all of its own).")
 # Output paths stay text, so that the check of a file's name sees a trailing slash.
 _report_option = click.option("--report", "report_file", type=click.Path(dir_okay=False),
@@ -117,10 +127,10 @@ _report_option = click.option("--report", "report_file", type=click.Path(dir_oka
 @click.command("profile")
 @_job_argument
 @_frames_option
-@click.option("-b", "--batch", type=click.IntRange(min=1), help="Frames per model call [run.batch].")
-@click.option("-w", "--workers", type=click.IntRange(min=1), help="Composite threads [run.workers].")
+@click.option("-b", "--batch", type=click.IntRange(1, MAX_BATCH), help="Frames per model call [run.batch].")
+@click.option("-w", "--workers", type=click.IntRange(1, MAX_THREADS), help="Composite threads [run.workers].")
 @_set_option
-@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--rounds", type=click.IntRange(1, MAX_ROUNDS), default=1, show_default=True,
               help="Renders, each followed by a measurement of the stages; the efficiency is their median.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option("--trace", "trace_file", type=click.Path(dir_okay=False),
@@ -176,16 +186,16 @@ def profile(job_file: Path, frames: int, batch: int | None, workers: int | None,
 @click.option("--modes", default="segments,pipeline", show_default=True,
               help="Renderers, comma-separated: the segment renderer (its points have no composite workers) and/or "
                    "the pipeline.")
-@click.option("--batch", "batches", callback=_int_list, default="1,2,4,8", show_default=True,
+@click.option("--batch", "batches", callback=_int_list(MAX_BATCH), default="1,2,4,8", show_default=True,
               help="Batch sizes, comma-separated.")
-@click.option("--workers", "workers", callback=_int_list, default="1,2,4", show_default=True,
+@click.option("--workers", "workers", callback=_int_list(MAX_THREADS), default="1,2,4", show_default=True,
               help="Composite worker counts, comma-separated.")
-@click.option("--lanes", "lanes", callback=_int_list, default=None,
+@click.option("--lanes", "lanes", callback=_int_list(MAX_THREADS), default=None,
               help="Model lane counts (sessions side by side), comma-separated [default: the job's run.lanes].")
-@click.option("--threads", "threads", callback=_int_list, default=None,
+@click.option("--threads", "threads", callback=_int_list(MAX_THREADS), default=None,
               help="Intra-op threads per lane, comma-separated [default: the job's run.threads].")
-@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="Renders per point.")
-@click.option("--confirm", type=click.IntRange(min=0), default=3, show_default=True,
+@click.option("--repeats", type=click.IntRange(1, MAX_ROUNDS), default=3, show_default=True, help="Renders per point.")
+@click.option("--confirm", type=click.IntRange(0, MAX_ROUNDS), default=3, show_default=True,
               help="Renders each of the best point and the job's own settings, in turns after the grid, when they "
                    "differ (0: none).")
 @_frames_option
@@ -237,7 +247,7 @@ def sweep(job_file: Path, modes: str, batches: tuple[int, ...], workers: tuple[i
 
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 def measure(debug: bool) -> None:
     """composer's measuring commands on their own (`composer profile` and `composer sweep` are the same)."""

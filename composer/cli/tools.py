@@ -10,8 +10,9 @@ from pathlib import Path
 
 import click
 
-from composer.cli.common import reports_errors
+from composer.cli.common import FiniteFloatRange, OneLineGroup, reports_errors
 from composer.config.job import load_job
+from composer.config.limits import MAX_COLUMNS, MAX_FRAMES, MAX_MARGIN, MAX_SAMPLES, MAX_SIDE
 
 __all__ = ["inspect_command", "rects"]
 
@@ -19,7 +20,7 @@ _PATH = click.Path(path_type=Path)
 _OUT = click.Path()  # text, so that the check of a file's name sees a trailing slash
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def rects() -> None:
     """Make a rectangles file from face landmarks, or check one against its template."""
 
@@ -28,15 +29,15 @@ def rects() -> None:
 @click.argument("folder", metavar="DIR", type=_PATH)
 @click.option("-o", "--output", "out", type=_OUT, required=True,
               help="Rectangles file to write (JSON, one entry per frame, null where there is no box).")
-@click.option("-n", "--frames", type=click.IntRange(min=1),
+@click.option("-n", "--frames", type=click.IntRange(1, MAX_FRAMES),
               help="Frames to write, 0..N-1 [default: the template's frame count with --template, else up to "
                    "the largest landmark file number].")
 @click.option("-t", "--template", type=_PATH, metavar="VIDEO_OR_FOLDER",
               help="The template the rectangles are for: boxes are clamped into its frame size. Without it "
                    "boxes are NOT clamped and may stick out of the frame.")
-@click.option("--smooth", type=click.IntRange(min=1), default=1, show_default=True, metavar="K",
+@click.option("--smooth", type=click.IntRange(1, MAX_FRAMES), default=1, show_default=True, metavar="K",
               help="Average each box coordinate over K frames centred on the frame, to steady jitter (1: off).")
-@click.option("--margin", type=click.FloatRange(min=-0.5, min_open=True), default=0.0, show_default=True,
+@click.option("--margin", type=FiniteFloatRange(-0.5, MAX_MARGIN, min_open=True), default=0.0, show_default=True,
               metavar="R", help="Grow each box by R times its size on every side (0.1: 10% each side).")
 @click.option("--square", is_flag=True, help="Make each box square around its centre, using its larger side.")
 @reports_errors
@@ -75,10 +76,11 @@ def from_landmarks(folder: Path, out: str, frames: int | None, template: Path | 
 @click.argument("template", type=_PATH)
 @click.argument("rects_file", metavar="RECTS", type=_PATH)
 @click.option("-o", "--output", "out", type=_OUT, required=True, help="Image to write (.png or .jpg).")
-@click.option("--columns", type=click.IntRange(min=1), default=6, show_default=True, help="Thumbnails per row.")
-@click.option("--samples", type=click.IntRange(min=1), default=24, show_default=True,
+@click.option("--columns", type=click.IntRange(1, MAX_COLUMNS), default=6, show_default=True,
+              help="Thumbnails per row.")
+@click.option("--samples", type=click.IntRange(1, MAX_SAMPLES), default=24, show_default=True,
               help="Frames to show, spread evenly over the template (all of them if it has fewer).")
-@click.option("--width", "thumb_width", type=click.IntRange(min=1), default=320, show_default=True,
+@click.option("--width", "thumb_width", type=click.IntRange(1, MAX_SIDE), default=320, show_default=True,
               help="Width of each thumbnail in pixels.")
 @reports_errors
 def show(template: Path, rects_file: Path, out: str, columns: int, samples: int, thumb_width: int) -> None:

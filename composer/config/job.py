@@ -29,8 +29,23 @@ from composer.config.checks import (
     mask,
     optional_file_path,
     optional_output_file,
-    string,
+    shown,
     type_name,
+)
+from composer.config.limits import (
+    MAX_BATCH,
+    MAX_CRF,
+    MAX_CROP,
+    MAX_ENCODER_THREADS,
+    MAX_ENCODERS,
+    MAX_FRAMES,
+    MAX_JOB_BYTES,
+    MAX_QUALITY,
+    MAX_THREADS,
+    MAX_THREADS_IN_ALL,
+    MAX_WINDOW,
+    X264_PRESETS,
+    check_nesting,
 )
 from composer.errors import JobError
 
@@ -142,14 +157,16 @@ class Job:
         return replace(self, run=replace(self.run, **changes))
 
 
+# Why each maximum: composer.config.limits.
+_THREADS = integer(1, MAX_THREADS)
 # section -> key -> (check, required)
 _SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
     "template": {"video": (file_path, False), "frames": (file_path, False), "rects": (file_path, True)},
-    "features": {"path": (file_path, True), "window": (integer(1), False)},
+    "features": {"path": (file_path, True), "window": (integer(1, MAX_WINDOW), False)},
     "model": {
         "path": (file_path, True),
-        "crop": (integer(1), True),
-        "border": (integer(0), False),
+        "crop": (integer(1, MAX_CROP, "H.264's widest frame"), True),
+        "border": (integer(0, MAX_CROP), False),
         "inputs": (inputs, False),
         "mask": (mask, False),
         "color": (choice(("bgr", "rgb")), False),
@@ -157,28 +174,28 @@ _SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "resize_out": (choice(INTERPOLATIONS), False),
         "provider": (choice(PROVIDERS), False),
     },
-    "composite": {"blend": (choice(("hard", "feather")), False), "feather": (integer(0), False)},
+    "composite": {"blend": (choice(("hard", "feather")), False), "feather": (integer(0, MAX_CROP), False)},
     "output": {
         "frames": (optional_file_path, False),
         "format": (choice(("png", "jpg")), False),
-        "quality": (integer(0), False),
+        "quality": (integer(0, MAX_QUALITY), False),
         "video": (optional_output_file, False),
         "fps": (fps, False),
         "audio": (optional_file_path, False),
-        "crf": (integer(0), False),
-        "preset": (string, False),
+        "crf": (integer(0, MAX_CRF, "x264's scale"), False),
+        "preset": (choice(X264_PRESETS), False),
     },
     "run": {
-        "batch": (auto_or(integer(1)), False),
-        "workers": (auto_or(integer(1)), False),
-        "chunk": (auto_or(integer(1)), False),
+        "batch": (auto_or(integer(1, MAX_BATCH)), False),
+        "workers": (auto_or(_THREADS), False),
+        "chunk": (auto_or(integer(1, MAX_FRAMES, "the longest template")), False),
         "memory_fraction": (fraction_01, False),
         "memory_budget": (byte_size, False),
         "loop": (choice(LOOPS), False),
-        "lanes": (auto_or(integer(1)), False),
-        "threads": (auto_or(integer(1)), False),
-        "encoders": (auto_or(integer(1)), False),
-        "encoder_threads": (auto_or(integer(0)), False),
+        "lanes": (auto_or(_THREADS), False),
+        "threads": (auto_or(_THREADS), False),
+        "encoders": (auto_or(integer(1, MAX_ENCODERS)), False),
+        "encoder_threads": (auto_or(integer(0, MAX_ENCODER_THREADS, "x264's limit")), False),
         "mode": (choice(MODES), False),
     },
 }
@@ -226,14 +243,18 @@ def job_from_dict(raw: Mapping[str, Any], path: Path) -> Job:
         raise JobError("job key template.video: give exactly one of template.video or template.frames")
     if 2 * model.get("border", 0) >= model["crop"]:
         raise fail("model.border", f"2 * border must be smaller than crop ({model['crop']})")
+    window = model["crop"] - 2 * model.get("border", 0)
+    x, y, w, h = model.get("mask") or (0, 0, 0, 0)
+    if x + w > window or y + h > window:
+        raise fail("model.mask", f"[{x}, {y}, {w}, {h}] reaches outside the {window} x {window} model window "
+                                 "(crop - 2 * border)")
     features = _section(raw, "features", base)
     composite = _section(raw, "composite", base) or {}
     output = _section(raw, "output", base) or {}
     run = _section(raw, "run", base) or {}
-    if "quality" in output and output["quality"] > 100:
-        raise fail("output.quality", f"must be <= 100, got {output['quality']}")
     if composite.get("blend") == "feather" and composite.get("feather", 0) == 0:
         raise fail("composite.feather", "must be > 0 when composite.blend = \"feather\"")
+    _check_threads_in_all(run)
     return Job(
         path=path,
         template=TemplateSpec(source=sources[0], rects=template["rects"]),
@@ -245,16 +266,43 @@ def job_from_dict(raw: Mapping[str, Any], path: Path) -> Job:
     )
 
 
+def _parse_toml(text: str, where: str) -> dict[str, Any]:
+    """tomllib.loads, after :func:`~composer.config.limits.check_nesting` (tomllib recurses once per level).
+
+    Raises:
+        JobError: the text nests too deep, or holds an integer of more than 4300 digits.
+        tomllib.TOMLDecodeError: the text is not TOML.
+    """
+    check_nesting(text, where)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        raise
+    except ValueError as exc:  # Python refuses to read an integer of more than 4300 digits
+        raise JobError(f"{where}: not valid TOML: {str(exc).split(';')[0]}") from None
+
+
+def _check_threads_in_all(run: Mapping[str, Any]) -> None:
+    """Each thread count is bounded alone; their products must not start 256 x 256 threads either."""
+    lanes = run.get("lanes") or 1
+    products = (("run.threads", lanes * (run.get("threads") or 1), "lanes x threads"),
+                ("run.encoder_threads", max(run.get("encoders") or 1, lanes) * (run.get("encoder_threads") or 1),
+                 "encoder_threads x the encoders or lanes"))
+    for key, product, what in products:
+        if product > MAX_THREADS_IN_ALL:
+            raise fail(key, f"{what} is {product}; at most {MAX_THREADS_IN_ALL} threads in all")
+
+
 def parse_override(text: str) -> tuple[str, str, Any]:
     """Split ``section.key=value``; the value is read as TOML when it parses as one, else as a string."""
     name, sep, value = text.partition("=")
     section, dot, key = name.strip().partition(".")
     if not sep or not dot or not section or not key:
-        raise JobError(f"--set {text!r}: expected section.key=value")
+        raise JobError(f"--set {shown(text)}: expected section.key=value")
     if f"{section}.{key}" in PATH_KEYS:
         return section, key, value.strip()  # a folder named 2024 is a path, not a number
     try:
-        parsed = tomllib.loads(f"v = {value}")["v"]
+        parsed = _parse_toml(f"v = {value}", f"--set {section}.{key}")["v"]
     except tomllib.TOMLDecodeError:
         parsed = value
     return section, key, parsed
@@ -273,7 +321,11 @@ def load_job(path: Path, overrides: Mapping[str, Mapping[str, Any]] | None = Non
     """
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as file:
+            data = file.read(MAX_JOB_BYTES + 1)  # a device such as /dev/zero never ends
+        if len(data) > MAX_JOB_BYTES:
+            raise JobError(f"{path}: a job file is at most {MAX_JOB_BYTES // 2**10} KiB; is this a job file?")
+        raw = _parse_toml(data.decode("utf-8"), str(path))
     except FileNotFoundError:
         raise JobError(f"{path}: no such job file") from None
     except (OSError, UnicodeDecodeError) as exc:

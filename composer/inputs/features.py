@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from composer.config.limits import MAX_FRAMES
 from composer.errors import JobError
 
 _SCAN_ROWS = 65536  # rows checked for NaN at a time, so a huge memory-mapped file never loads whole
@@ -31,6 +32,8 @@ def load_features(path: Path) -> np.ndarray:
         raise JobError(f"{path}: expected a numeric array [N, ...], got {getattr(array, 'dtype', '?')}")
     if len(array) == 0:
         raise JobError(f"{path}: the features array has no rows")
+    if len(array) > MAX_FRAMES or array.size == 0:  # rows of nothing take no room in the file
+        raise JobError(f"{path}: expected 1 to {MAX_FRAMES} rows of at least one value, got shape {array.shape}")
     if array.dtype.kind == "f":
         for start in range(0, len(array), _SCAN_ROWS):
             _check_finite(path, np.asarray(array[start : start + _SCAN_ROWS]), start)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from composer.config.limits import MAX_FRAMES
 from composer.errors import JobError, OutputError
 
 __all__ = ["MIN_POINTS", "boxes_from_landmarks", "read_landmarks", "write_rects"]
@@ -41,19 +42,26 @@ def read_landmarks(folder: Path, frames: int | None = None) -> list[np.ndarray |
     Args:
         folder: The folder of ``.lms`` files; the last integer in a file's name is its frame index.
         frames: The number of frames to return (indices ``0 .. frames - 1``; files beyond are not read).
-            None returns frames ``0 ..`` the largest index found.
+            None returns frames ``0 ..`` the largest index found, which must be below
+            :data:`~composer.config.limits.MAX_FRAMES`.
 
     Returns:
         One entry per frame: the points of that frame, or None where the frame has no file.
 
     Raises:
-        JobError: The folder is missing or has no ``.lms`` file, two files share an index, or a file is
-            unreadable or malformed (a line that is not two numbers, fewer than 53 points).
+        JobError: The folder is missing or has no ``.lms`` file, two files share an index, a file is
+            unreadable or malformed (a line that is not two numbers, fewer than 53 points), or, without
+            ``frames``, a file's number is too large to be a frame's.
     """
     if frames is not None and frames < 0:
         raise ValueError(f"frames must not be negative, got {frames}")
     files = _numbered_files(Path(folder))
-    count = max(files) + 1 if frames is None else frames
+    last = max(files)
+    if frames is None and last >= MAX_FRAMES:
+        # Before a list of `last` frames is made: a time stamp in a name would ask for trillions.
+        raise JobError(f"{files[last]}: frame number {last} is beyond the longest template ({MAX_FRAMES} "
+                       "frames); give the template's length (--frames or --template) to leave it out")
+    count = last + 1 if frames is None else frames
     return [_read_points(files[t]) if t in files else None for t in range(count)]
 
 

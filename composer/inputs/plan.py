@@ -12,6 +12,7 @@ import numpy as np
 
 from composer.config import defaults
 from composer.config.job import Job
+from composer.config.limits import MAX_FPS, MIN_FPS
 from composer.errors import JobError
 from composer.inputs.features import feature_window, load_features
 from composer.inputs.rects import Rects, load_rects
@@ -77,4 +78,7 @@ def open_plan(job: Job) -> Iterator[Plan]:
         count = len(features) if features is not None else source.count
         order = schedule(count, source.count, job.run.loop)
         fps = job.output.fps or source.fps or DEFAULT_FPS
+        if not MIN_FPS <= fps <= MAX_FPS:  # a template's own rate; output.fps is checked with the job
+            raise JobError(f"{job.template.source}: the template's frame rate {fps} is outside {MIN_FPS} to "
+                           f"{MAX_FPS} fps; set output.fps")
         yield Plan(job=job, source=source, rects=rects, features=features, schedule=order, fps=fps)

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from composer.config.checks import shown
+from composer.config.limits import check_nesting
 from composer.errors import JobError
 
 _KEYS = ("x1", "y1", "x2", "y2")
@@ -60,22 +62,26 @@ def _entry(value: Any, where: str) -> tuple[int, int, int, int] | None:
             raise JobError(f"{where}: expected keys x1, y1, x2, y2, got {sorted(value)}")
         value = [value[k] for k in _KEYS]
     if not isinstance(value, (list, tuple)) or len(value) != 4:
-        raise JobError(f"{where}: expected [x1, y1, x2, y2] or null, got {value!r}")
+        raise JobError(f"{where}: expected [x1, y1, x2, y2] or null, got {shown(value)}")
     numbers = []
     for v in value:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v != int(v):
-            raise JobError(f"{where}: coordinates must be whole numbers, got {value!r}")
+            raise JobError(f"{where}: coordinates must be whole numbers, got {shown(value)}")
         if not -_LIMIT <= v < _LIMIT:
-            raise JobError(f"{where}: coordinate {v!r} is out of range")
+            raise JobError(f"{where}: coordinate {shown(v)} is out of range")
         numbers.append(int(v))
     return numbers[0], numbers[1], numbers[2], numbers[3]
 
 
 def _from_json(path: Path) -> dict[int, Any]:
+    text = path.read_text(encoding="utf-8-sig")
+    check_nesting(text, str(path), toml=False)  # json recurses once per level
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise JobError(f"{path}: not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # an integer of more than 4300 digits
+        raise JobError(f"{path}: not valid rectangles: {exc}") from None
     if isinstance(data, list):
         return dict(enumerate(data))
     if isinstance(data, dict):
@@ -84,7 +90,7 @@ def _from_json(path: Path) -> dict[int, Any]:
             try:
                 index = int(key)
             except ValueError:
-                raise JobError(f"{path}: key {key!r} is not a frame index") from None
+                raise JobError(f"{path}: key {shown(key)} is not a frame index") from None
             if index in entries:
                 raise JobError(f"{path}: frame {index} has two entries")
             entries[index] = value

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from composer.config.limits import MAX_SHEET_PIXELS, MAX_SHEET_SIDE
 from composer.errors import JobError, OutputError
 from composer.inputs.rects import load_rects
 from composer.inputs.sources import open_template
@@ -65,7 +66,8 @@ def contact_sheet(
 
     Raises:
         ValueError: ``columns``, ``samples`` or ``thumb_width`` is below 1.
-        JobError: The rectangles file does not fit the template, or ``out`` has another suffix.
+        JobError: The rectangles file does not fit the template, ``out`` has another suffix, or the sheet would
+            be wider or taller than 65,000 pixels or hold more than 2**26.
         SourceError: The template cannot be read.
         OutputError: The image cannot be written.
     """
@@ -79,6 +81,7 @@ def contact_sheet(
         rects = load_rects(rects_path, source.count)
         picks = sample_indices(source.count, samples)
         size = (thumb_width, max(1, round(thumb_width * source.height / source.width)))
+        _check_sheet(len(picks), min(columns, len(picks)), size)
         wanted = set(picks)
         thumbs = [
             _thumbnail(frame, rects.get(t), t, size, source.width)
@@ -88,6 +91,15 @@ def contact_sheet(
     sheet = _tile(thumbs, min(columns, len(thumbs)), size)
     _write_image(out, sheet)
     return sheet.shape[1], sheet.shape[0]
+
+
+def _check_sheet(count: int, columns: int, size: tuple[int, int]) -> None:
+    """Refuse, before decoding, a sheet that OpenCV could not allocate or JPEG could not hold."""
+    width, height = columns * size[0], math.ceil(count / columns) * size[1]
+    if max(width, height) > MAX_SHEET_SIDE or width * height > MAX_SHEET_PIXELS:
+        raise JobError(f"a contact sheet of {count} thumbnails {size[0]}x{size[1]} in {columns} columns would be "
+                       f"{width}x{height} pixels (at most {MAX_SHEET_SIDE} a side and 2**26 in all); "
+                       "use fewer --samples or a smaller --width")
 
 
 def _thumbnail(frame: np.ndarray, rect: tuple[int, int, int, int] | None, index: int, size: tuple[int, int],

@@ -196,3 +196,12 @@ def test_released_pages_leave_resident_memory_and_read_back(tmp_path):
     assert touched - released > 60 * 2**20
     np.testing.assert_array_equal(features[12_345], rows[12_345])  # read back after the release
     assert total == pytest.approx(float(rows.sum(dtype=np.float64)))
+
+
+def test_rows_of_nothing_are_refused(tmp_path):
+    # A header can claim 2**40 rows of width 0 in a file of 128 bytes; the render then tried to schedule them.
+    path = tmp_path / "empty-rows.npy"
+    with path.open("wb") as file:
+        np.lib.format.write_array_header_1_0(file, {"descr": "<f4", "fortran_order": False, "shape": (2**40, 0)})
+    with pytest.raises(JobError, match=r"expected 1 to \d+ rows of at least one value"):
+        load_features(path)

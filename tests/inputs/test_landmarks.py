@@ -164,3 +164,13 @@ def test_write_rects_round_trips(tmp_path):
     rects = load_rects(path, 3)
     assert [rects.get(t) for t in range(3)] == boxes
     assert not list(path.parent.glob(".*.tmp"))
+
+
+@pytest.mark.timeout(20)
+def test_a_time_stamp_in_a_name_is_refused_without_a_frame_count(tmp_path):
+    # The frames up to 20240101123000 were a list of twenty trillion entries: the command hung.
+    _write_lms(tmp_path, "0.lms", _points(10, 50, 20))
+    _write_lms(tmp_path, "take_20240101123000.lms", _points(10, 50, 20))
+    with pytest.raises(JobError, match=r"take_20240101123000\.lms: frame number 20240101123000 is beyond"):
+        read_landmarks(tmp_path)
+    assert len(read_landmarks(tmp_path, frames=3)) == 3  # with the template's length it is left out

@@ -232,3 +232,27 @@ def test_check_bounds_message_shows_plain_numbers(tmp_path):
     with pytest.raises(JobError) as info:
         load_rects(path, 1).check_bounds(64, 48, path)
     assert "[0, 0, 70, 10]" in str(info.value)
+
+
+@pytest.mark.timeout(20)
+def test_deeply_nested_json_is_one_line_before_json_recurses(tmp_path):
+    # json.loads raised RecursionError (a traceback) at about 1000 levels
+    path = _write(tmp_path / "rects.json", "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(JobError, match="JSON nested more than 32 levels deep"):
+        load_rects(path, 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("[[0, 0, " + "9" * 5000 + ", 4]]", "4300 digits"),  # json's ValueError escaped as a traceback
+        ('{"' + "9" * 5000 + '": [0, 0, 4, 4]}', "is not a frame index"),
+        ("[[0, 0, 1e400, 4]]", "whole numbers"),
+        ("[[0, 0, NaN, 4]]", "whole numbers"),
+        ("[[0, 0, true, 4]]", "whole numbers"),
+    ],
+)
+def test_huge_and_odd_numbers_are_one_line(tmp_path, text, words):
+    with pytest.raises(JobError, match=words) as info:
+        load_rects(_write(tmp_path / "rects.json", text), 1)
+    assert len(str(info.value)) < 300

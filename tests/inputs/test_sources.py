@@ -264,3 +264,21 @@ def test_still_image(tmp_path: Path) -> None:
         first, again = next(source.frames()), next(source.frames(0, 1))
         assert list(source.frames(1)) == []
     assert np.array_equal(first, _frame(3)) and not np.shares_memory(first, again)
+
+
+def test_a_template_faster_than_1000_fps_asks_for_output_fps(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from composer.config.job import job_from_dict
+    from composer.inputs.plan import open_plan
+
+    with open_template(_make_video(tmp_path / "fast.mp4", fps=Fraction(2000))) as source:
+        (tmp_path / "rects.json").write_text(str([None] * source.count).replace("None", "null"))
+    raw = {"template": {"video": "fast.mp4", "rects": "rects.json"}, "model": {"path": "m.onnx", "crop": 8},
+           "output": {"frames": "out"}}
+    job = job_from_dict(raw, tmp_path / "job.toml")
+    with pytest.raises(JobError, match=r"fast\.mp4: the template's frame rate 2000 is outside 1/3600 to 1000 fps"):
+        with open_plan(job):
+            pass
+    with open_plan(replace(job, output=replace(job.output, fps=Fraction(25)))) as plan:
+        assert plan.fps == 25

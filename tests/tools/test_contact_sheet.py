@@ -66,3 +66,16 @@ def test_an_unknown_image_suffix_is_a_job_error(tmp_path):
     frames, rects = _template(tmp_path, 3)
     with pytest.raises(JobError, match=r"sheet\.gif"):
         contact_sheet(frames, rects, tmp_path / "sheet.gif")
+
+
+@pytest.mark.parametrize(
+    ("columns", "samples", "thumb_width"), [(1, 3, 100_000), (64, 64, 8192), (1, 200, 8192), (16, 200, 1024)]
+)
+def test_a_sheet_too_large_to_hold_is_refused_before_decoding(tmp_path, columns, samples, thumb_width):
+    # OpenCV failed to allocate 22.5 GB for --width 100000, with a cv2.error traceback.
+    frames, rects = _template(tmp_path, 200)
+    words = r"a contact sheet of \d+ thumbnails .* pixels \(at most 65000 a side and 2\*\*26"
+    with pytest.raises(JobError, match=words):
+        contact_sheet(frames, rects, tmp_path / "sheet.png", columns=columns, samples=samples,
+                      thumb_width=thumb_width)
+    assert not (tmp_path / "sheet.png").exists()
