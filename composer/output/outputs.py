@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from composer.config.defaults import EncoderLayout, encoder_layout
 from composer.inputs.plan import Plan
-from composer.output.resume import fingerprint, mark_finished, mark_started, resume_point
+from composer.output.resume import fingerprint, mark_finished, mark_started, resume_point, video_encoding
 from composer.output.video_segments import SegmentedVideoSink
 from composer.output.writers import ImageFolderSink
 from composer.runtime.threads import Supervisor
@@ -28,23 +28,24 @@ class Outputs:
 
 @contextlib.contextmanager
 def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None,
-                 layout: EncoderLayout | None = None) -> Iterator[Outputs]:
+                 layout: EncoderLayout | None = None, lanes: int = 1) -> Iterator[Outputs]:
     """Open the sinks a plan asks for; each output takes its final name only if the block ends cleanly.
 
     Args:
         plan: the checked inputs.
         resume: continue an interrupted run of the same job instead of starting over.
         run: the render's supervisor, which the video's encoder and audio threads join.
-        layout: the video's encoders (None: :func:`composer.inputs.plan.encoder_layout`).
+        layout: the video's encoders (None: :func:`composer.config.defaults.encoder_layout`).
+        lanes: the renderer's model lanes (the segment renderer cuts the job's last segments between them).
 
     Raises:
-        JobError: ``resume`` is set but there is no interrupted run of this job.
+        JobError: ``resume`` is set but there is no interrupted run of this job, or it was of other inputs.
         OutputError: an output cannot be created.
     """
     job, spec = plan.job, plan.job.output
     layout = layout or encoder_layout(job)
-    digest = fingerprint(job, plan.count)
-    start = resume_point(job, plan.count, digest) if resume else 0
+    print_ = fingerprint(job, plan.count, video_encoding(layout, lanes) if spec.video is not None else None)
+    start = resume_point(job, plan.count, print_) if resume else 0
     with contextlib.ExitStack() as stack:
         images = video = None
         if spec.frames is not None:
@@ -55,6 +56,6 @@ def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None
                                    crf=spec.crf, preset=spec.preset, threads=layout.threads,
                                    encoders=layout.encoders, start=start, frames=plan.count, run=run)
             )
-        mark_started(job, digest, start)
+        mark_started(job, plan.count, print_, fresh=not resume)
         yield Outputs(images=images, video=video, start=start)
     mark_finished(job)
