@@ -35,6 +35,7 @@ def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None
 
     Raises:
         ComposerError: a bad input (before the first frame, where it can be found then) or a stage failure.
+        Interrupted: Ctrl-C (or SIGTERM, through the command line) stopped the render once its outputs were open.
     """
     memory = PeakMemory()
     with open_plan(job) as plan:

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from composer.cli.main import main
-from composer.output.resume import SEGMENT_FRAMES, parts_folder
+from composer.output.resume import MANIFEST, SEGMENT_FRAMES, parts_folder
 from tests.conftest import read_folder, write_frames, write_job, write_wav
 
 OUTPUTS = 2 * SEGMENT_FRAMES + 60  # three video segments, the last one partial
@@ -250,3 +250,51 @@ def test_a_fresh_run_over_an_older_runs_images_resumes_exactly(tmp_path, monkeyp
     result = CliRunner().invoke(main, ["run", str(job_file), "-q", "--resume"])
     assert result.exit_code == 0, result.stderr
     assert _output_bytes(job_file.parent / "out") == _output_bytes(expected.parent / "out")
+
+
+def _stop_in(monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """Raise a KeyboardInterrupt at one moment of a run, as a Ctrl-C landing there would."""
+    from composer.output import outputs, resume, video_segments
+    from composer.rendering import layout
+
+    def interrupt(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    if where == "warm-up":
+        monkeypatch.setattr(layout, "warm_up", interrupt)
+    elif where == "fingerprint":
+        monkeypatch.setattr(outputs, "fingerprint", interrupt)
+    elif where == "clearing":
+        monkeypatch.setattr(resume, "_clear_images", interrupt)
+    elif where == "after the join":
+        join = video_segments.SegmentedVideoSink.join
+
+        def joined_then_interrupted(self: video_segments.SegmentedVideoSink) -> None:
+            join(self)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(video_segments.SegmentedVideoSink, "join", joined_then_interrupted)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("where", ["warm-up", "fingerprint", "clearing", "after the join"])
+def test_an_interrupt_at_any_moment_says_truly_what_to_do(tmp_path, monkeypatch, small_whole, where):
+    """The message offers ``--resume`` only where the outputs hold a state it continues; either way, doing what
+    it says ends with the uninterrupted run's bytes. Before the run, an earlier run of the job was stopped, so
+    there is a state on disk that a careless hint could point at."""
+    job_file = _copy_job(small_whole[0], tmp_path / "job")
+    assert _stopped_run(job_file, monkeypatch, at=30).exit_code == 130
+    with monkeypatch.context() as patch:
+        _stop_in(patch, where)
+        stopped = CliRunner().invoke(main, ["run", str(job_file), "-q"])
+    assert stopped.exit_code == 130, stopped.stderr
+    lines = stopped.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("composer: interrupted"), stopped.stderr
+    if where in ("warm-up", "fingerprint"):
+        assert "before any output was written" in lines[0]
+    resume = ["--resume"] if "--resume" in lines[0] else []
+    assert bool(resume) is (where == "after the join")
+    result = CliRunner().invoke(main, ["run", str(job_file), "-q", *resume])
+    assert result.exit_code == 0, result.stderr
+    assert _output_bytes(job_file.parent / "out") == small_whole[1]
+    assert not (job_file.parent / "out" / "frames" / MANIFEST).exists()
