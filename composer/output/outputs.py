@@ -33,9 +33,9 @@ def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None
                  layout: EncoderLayout | None = None, lanes: int = 1) -> Iterator[Outputs]:
     """Open the sinks a plan asks for; each output takes its final name only if the block ends cleanly.
 
-    A KeyboardInterrupt that leaves the block is an :class:`~composer.errors.Interrupted` saying whether the
-    outputs can be resumed; once they are complete, a signal stops nothing any more
-    (:func:`composer.runtime.signals.work_done`).
+    The caller holds the outputs' locks (:func:`composer.output.lock.lock_outputs`). A KeyboardInterrupt that
+    leaves the block is an :class:`~composer.errors.Interrupted` saying whether the outputs can be resumed; once
+    they are complete, a signal stops nothing any more (:func:`composer.runtime.signals.work_done`).
 
     Args:
         plan: the checked inputs.
