@@ -107,10 +107,11 @@ def test_join_outlasts_a_burst_of_ctrl_c() -> None:
     if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         pytest.skip("SIGINT does not raise KeyboardInterrupt in this process")
     supervisor = Supervisor()
-    finished = threading.Event()
+    finished, sent = threading.Event(), threading.Event()
 
     def work() -> None:
         supervisor.stop.wait()
+        sent.wait(5)  # however slowly the machine sends them, the burst lands while the caller waits
         time.sleep(0.3)  # the call it was in when the run stopped
         finished.set()
 
@@ -119,6 +120,7 @@ def test_join_outlasts_a_burst_of_ctrl_c() -> None:
         for _ in range(3):
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.004)
+        sent.set()
 
     supervisor.spawn("work", work)
     sender = threading.Thread(target=burst)
