@@ -34,6 +34,10 @@ class _Handler:
         # The lock, not a flag: the handler may run again inside itself, between any two of its bytecodes.
         if not self._first.acquire(blocking=False):
             return
+        # The rest are dropped by the kernel: a Python handler would not do for them, as the interpreter's
+        # shutdown puts back the default action (death by the signal) for signals that have one.
+        for sig in SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
         self.received = True
         if not self.done:
             raise KeyboardInterrupt
@@ -44,10 +48,11 @@ _handler: _Handler | None = None  # the installed handler, while a command runs
 
 @contextlib.contextmanager
 def handling_signals() -> Iterator[None]:
-    """Inside the block, SIGINT and SIGTERM raise KeyboardInterrupt once (the first of them), on the main thread.
+    """Inside the block, SIGINT and SIGTERM raise KeyboardInterrupt once (the first of them), on the main thread;
+    from the first one on, both are ignored.
 
     The previous handlers come back at the end, unless a signal came: the process is then on its way out, and a
-    later signal must not raise into its shutdown. Off the main thread the block changes nothing.
+    later signal must neither raise into nor end its shutdown. Off the main thread the block changes nothing.
     """
     global _handler
     if threading.current_thread() is not threading.main_thread():
