@@ -34,10 +34,6 @@ class _Handler:
         # The lock, not a flag: the handler may run again inside itself, between any two of its bytecodes.
         if not self._first.acquire(blocking=False):
             return
-        # The rest are dropped by the kernel: a Python handler would not do for them, as the interpreter's
-        # shutdown puts back the default action (death by the signal) for signals that have one.
-        for sig in SIGNALS:
-            signal.signal(sig, signal.SIG_IGN)
         self.received = True
         if not self.done:
             raise KeyboardInterrupt
@@ -48,11 +44,13 @@ _handler: _Handler | None = None  # the installed handler, while a command runs
 
 @contextlib.contextmanager
 def handling_signals() -> Iterator[None]:
-    """Inside the block, SIGINT and SIGTERM raise KeyboardInterrupt once (the first of them), on the main thread;
-    from the first one on, both are ignored.
+    """Inside the block, SIGINT and SIGTERM raise KeyboardInterrupt once (the first of them), on the main thread.
 
-    The previous handlers come back at the end, unless a signal came: the process is then on its way out, and a
-    later signal must neither raise into nor end its shutdown. Off the main thread the block changes nothing.
+    The previous handlers come back at the end, unless a signal came: the process is then on its way out, and
+    both are left ignored by the kernel, since the interpreter's shutdown would put back death by the signal
+    in place of a Python handler. (Not from the handler itself: a second signal already pending when the first
+    one's handler ignored them was reported as "Signal 15 ignored due to race condition".) Off the main thread
+    the block changes nothing.
     """
     global _handler
     if threading.current_thread() is not threading.main_thread():
@@ -65,9 +63,11 @@ def handling_signals() -> Iterator[None]:
         yield
     finally:
         _handler = outer
-        if not handler.received:
-            for sig, action in previous.items():
-                signal.signal(sig, action)
+        handler.done = True  # the command is over: a signal from now on stops nothing
+        for sig in SIGNALS:
+            signal.signal(sig, handler)  # which hands it any signal still pending
+        for sig, action in previous.items():
+            signal.signal(sig, signal.SIG_IGN if handler.received else action)
 
 
 def work_done() -> None:
