@@ -268,7 +268,7 @@ class SegmentedVideoSink:
         try:
             self._stop_encoders(finish=True)
             self._segments[0].finish()
-            parts = []
+            parts: list[Path] = []
             while part_path(self.folder, len(parts)).exists():
                 parts.append(part_path(self.folder, len(parts)))
             if not parts:
