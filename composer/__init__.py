@@ -7,13 +7,12 @@ writer); :func:`render_reference` is the plain per-frame loop every configuratio
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from composer.config.job import Job, load_job
 from composer.errors import ComposerError, JobError, ModelError, OutputError, SourceError
 from composer.rendering.observer import NullObserver, Observer, ProgressBar, RenderStats
 from composer.rendering.reference import render_reference
 from composer.rendering.render import render
+from composer.version import __version__
 
 __all__ = [
     "ComposerError",

@@ -9,6 +9,10 @@
     ├── OutputError               an output could not be written
     └── StageError                a stage of the processor failed while rendering (wraps the cause)
 
+    KeyboardInterrupt
+    └── Interrupted               Ctrl-C or SIGTERM stopped a run once its outputs were open; says whether
+                                  what it left on disk can be resumed
+
 Messages are one line and name the file, key, frame or shape at fault; the CLI prints them as they are.
 Exit status: 2 for bad input found before the first frame (and for a template that fails to decode part-way,
 which is bad input too), 1 for a failure while rendering.
@@ -54,3 +58,16 @@ class StageError(ComposerError):
         self.stage, self.frame, self.cause = stage, frame, cause
         # A template that stops decoding part-way is bad input; anything else is a failure of the run.
         self.exit_code = 2 if isinstance(cause, (JobError, SourceError)) else 1
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run after its outputs were opened (not a :class:`ComposerError`: nothing failed).
+
+    Args:
+        resumable: whether the outputs hold a state that ``--resume`` continues (this job's finished images
+            and video segments, with their manifests); False when the run stopped before it had recorded one.
+    """
+
+    def __init__(self, resumable: bool) -> None:
+        super().__init__("resumable" if resumable else "nothing to resume")
+        self.resumable = resumable

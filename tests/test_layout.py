@@ -15,7 +15,7 @@ PACKAGE = Path(composer.__file__).parent
 
 # The rooms from the bottom up; a room may import its own modules and those of the rooms below it.
 FLOORS: list[set[str]] = [
-    {"errors", "runtime"},
+    {"errors", "runtime", "version"},
     {"config"},
     {"model"},
     {"inputs"},

@@ -5,9 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import shlex
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,7 +15,8 @@ import click
 from composer.config.checks import parse_frame_size
 from composer.config.job import parse_override
 from composer.config.limits import MAX_FRAMES
-from composer.errors import ComposerError
+from composer.errors import ComposerError, Interrupted
+from composer.runtime import signals
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -90,48 +89,64 @@ def frame_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
         raise click.BadParameter(str(exc)) from None
 
 
-def _resume_hint() -> str:
-    args = sys.argv[1:]
-    if args[:1] == ["run"] or (len(args) > 1 and "run" in args):
-        command = " ".join(shlex.quote(a) for a in ["composer", *args] if a != "--resume")
-        return f"finished frames and video segments are kept; continue with: {command} --resume"
-    return "unfinished outputs were removed"
+def _interrupted(exc: KeyboardInterrupt) -> str:
+    """What an interrupt left, truthfully: a resume command only where a state that ``--resume`` continues is on
+    disk (:class:`~composer.errors.Interrupted` says; a plain KeyboardInterrupt came before any output was
+    opened)."""
+    resumable = isinstance(exc, Interrupted) and exc.resumable
+    if click.get_current_context().command.name != "run":
+        return "interrupted" + ("; finished frames and video segments are kept" if resumable else "")
+    if resumable:
+        command = " ".join(shlex.quote(a) for a in ["composer", *sys.argv[1:]] if a not in ("--resume", "-r"))
+        return f"interrupted; finished frames and video segments are kept; continue with: {command} --resume"
+    if isinstance(exc, Interrupted):
+        return "interrupted before any frame was kept; there is nothing to resume: run the command again"
+    return "interrupted before any output was written"
 
 
-def _terminate(signum: int, frame: object) -> None:
-    # SIGTERM stops a render the way Ctrl-C does: every stage joined, finished work kept.
-    raise KeyboardInterrupt
+def _report(exc: BaseException) -> int | None:
+    """Say in one line what stopped the command and return its exit status: composer's errors, interrupts (also
+    one that a library wrapped in an error of its own) and any unexpected exception; None for click's own
+    exceptions, which click reports."""
+    interrupt = signals.interrupt_behind(exc)
+    if interrupt is not None:
+        click.echo(f"composer: {_interrupted(interrupt)}", err=True)
+        return 130
+    if isinstance(exc, ComposerError):
+        click.echo(f"composer: error: {one_line(str(exc), 2000)}", err=True)
+        return exc.exit_code
+    if isinstance(exc, (click.ClickException, click.exceptions.Exit, click.exceptions.Abort)):
+        return None  # click's own: a usage error (OneLineGroup prints it), ctx.exit(), an abort
+    if isinstance(exc, Exception):  # MemoryError, RecursionError, OverflowError and any bug: one line too
+        name = "MemoryError" if isinstance(exc, MemoryError) else type(exc).__name__
+        click.echo(f"composer: error: unexpected {name}: {one_line(str(exc))}; run again with --debug for "
+                   "the traceback", err=True)
+        return 1
+    return None
 
 
 def reports_errors(command: F) -> F:
-    """Turn composer's errors into one line on stderr and the error's exit status (tracebacks: --debug)."""
+    """Turn composer's errors into one line on stderr and the error's exit status (tracebacks: --debug).
+
+    SIGTERM stops a command as Ctrl-C does (exit status 130, every stage joined, finished work kept), and only
+    the first of several signals does: :func:`composer.runtime.signals.handling_signals`.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = click.get_current_context().find_root().params.get("debug", False)
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, _terminate)
-        try:
-            return command(*args, **kwargs)
-        except ComposerError as exc:
-            if debug:
-                raise
-            click.echo(f"composer: error: {one_line(str(exc), 2000)}", err=True)
-            sys.exit(exc.exit_code)
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise  # click's own: a usage error (OneLineGroup prints it), ctx.exit(), an abort
-        except Exception as exc:  # MemoryError, RecursionError, OverflowError and any bug: one line too
-            if debug:
-                raise
-            name = "MemoryError" if isinstance(exc, MemoryError) else type(exc).__name__
-            click.echo(f"composer: error: unexpected {name}: {one_line(str(exc))}; run again with --debug for "
-                       "the traceback", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            if debug:
-                raise
-            click.echo(f"composer: interrupted; {_resume_hint()}", err=True)
-            sys.exit(130)
+        with signals.handling_signals():
+            try:
+                result = command(*args, **kwargs)
+            except (Exception, KeyboardInterrupt) as exc:
+                status = None if debug else _report(exc)
+                if status is None:
+                    raise
+                sys.exit(status)
+            if signals.late_signal():
+                click.echo("composer: a signal came once the outputs were complete; they are kept, finished",
+                           err=True)
+            return result
 
     return wrapper  # type: ignore[return-value]
 

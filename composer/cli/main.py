@@ -97,7 +97,7 @@ def run(job_file: Path, reference: bool, batch: int | None, workers: int | None,
     """Render the job described by the TOML file JOB.
 
     Ctrl-C (or SIGTERM) stops promptly and keeps every finished image and video segment; run the same
-    command with --resume to finish the job.
+    command with --resume to finish the job. One run at a time writes an output: a second one is refused.
     """
     if trace_file is not None and reference:
         raise click.UsageError("--trace records the processor's threads; the reference loop has none")

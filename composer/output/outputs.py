@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from composer.config.defaults import EncoderLayout, encoder_layout
+from composer.errors import Interrupted
 from composer.inputs.plan import Plan
-from composer.output.resume import fingerprint, mark_finished, mark_started, resume_point
+from composer.output.resume import fingerprint, mark_finished, mark_started, resumable, resume_point, video_encoding
 from composer.output.safety import check_job
 from composer.output.video_segments import SegmentedVideoSink
 from composer.output.writers import ImageFolderSink
+from composer.runtime import signals
 from composer.runtime.threads import Supervisor
 
 
@@ -29,35 +31,49 @@ class Outputs:
 
 @contextlib.contextmanager
 def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None,
-                 layout: EncoderLayout | None = None) -> Iterator[Outputs]:
+                 layout: EncoderLayout | None = None, lanes: int = 1) -> Iterator[Outputs]:
     """Open the sinks a plan asks for; each output takes its final name only if the block ends cleanly.
+
+    The caller holds the outputs' locks (:func:`composer.output.lock.lock_outputs`). A KeyboardInterrupt that
+    leaves the block is an :class:`~composer.errors.Interrupted` saying whether the outputs can be resumed; once
+    they are complete, a signal stops nothing any more (:func:`composer.runtime.signals.work_done`).
 
     Args:
         plan: the checked inputs.
         resume: continue an interrupted run of the same job instead of starting over.
         run: the render's supervisor, which the video's encoder and audio threads join.
-        layout: the video's encoders (None: :func:`composer.inputs.plan.encoder_layout`).
+        layout: the video's encoders (None: :func:`composer.config.defaults.encoder_layout`).
+        lanes: the renderer's model lanes (the segment renderer cuts the job's last segments between them).
 
     Raises:
         JobError: an output would overwrite an input or collide with the other (:mod:`composer.output.safety`),
-            or ``resume`` is set but there is no interrupted run of this job.
+            or ``resume`` is set but there is no interrupted run of this job, or it was of other inputs.
         OutputError: an output cannot be created.
     """
     job, spec = plan.job, plan.job.output
     check_job(job)  # before anything is created, removed or resumed
     layout = layout or encoder_layout(job)
-    digest = fingerprint(job, plan.count)
-    start = resume_point(job, plan.count, digest) if resume else 0
-    with contextlib.ExitStack() as stack:
-        images = video = None
-        if spec.frames is not None:
-            images = stack.enter_context(ImageFolderSink(spec.frames, spec.format, spec.quality))
-        if spec.video is not None:
-            video = stack.enter_context(
-                SegmentedVideoSink(spec.video, plan.fps, plan.source.width, plan.source.height, audio=spec.audio,
-                                   crf=spec.crf, preset=spec.preset, threads=layout.threads,
-                                   encoders=layout.encoders, start=start, frames=plan.count, run=run)
-            )
-        mark_started(job, digest, start)
-        yield Outputs(images=images, video=video, start=start)
+    print_ = fingerprint(job, plan.count, video_encoding(layout, lanes) if spec.video is not None else None)
+    try:
+        start = resume_point(job, plan.count, print_) if resume else 0
+        with contextlib.ExitStack() as stack:
+            images = video = None
+            if spec.frames is not None:
+                images = stack.enter_context(ImageFolderSink(spec.frames, spec.format, spec.quality))
+            if spec.video is not None:
+                video = stack.enter_context(
+                    SegmentedVideoSink(spec.video, plan.fps, plan.source.width, plan.source.height,
+                                       audio=spec.audio, crf=spec.crf, preset=spec.preset, threads=layout.threads,
+                                       encoders=layout.encoders, start=start, frames=plan.count, run=run)
+                )
+            mark_started(job, plan.count, print_, fresh=not resume)
+            yield Outputs(images=images, video=video, start=start)
+            if video is not None:
+                video.join()  # the final file; its segments and the manifests stay until the work is done
+            signals.work_done()
+    except BaseException as exc:
+        interrupt = signals.interrupt_behind(exc)
+        if interrupt is None:
+            raise
+        raise Interrupted(resumable(job, print_)) from interrupt
     mark_finished(job)

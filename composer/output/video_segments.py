@@ -15,7 +15,7 @@ import os
 import queue
 import shutil
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -24,6 +24,7 @@ import av
 import numpy as np
 
 from composer.errors import OutputError, StageError
+from composer.output.mux import join_segments
 from composer.output.resume import SEGMENT_FRAMES, part_path, parts_folder
 from composer.output.writers import VideoSink, _AudioTrack, check_audio, convert_frame, converted_shape, partial_path
 from composer.runtime.threads import Pool, Stopped, Supervisor, get, put
@@ -123,6 +124,17 @@ class SegmentedVideoSink:
             raise OutputError(f"{self.path}: cannot create {self.folder}: {exc.strerror or exc}") from exc
         self._segments = [_Segments(self) for _ in range(encoders)]
         self._threads: Supervisor | None = None
+        self._audio: _EncodedAudio | None = None
+        self._joined = False
+        try:
+            self._start(encoders, backlog)
+        except BaseException:
+            self.abort()  # the threads it started, were it cut short after them (Ctrl-C included)
+            raise
+
+    def _start(self, encoders: int, backlog: int) -> None:
+        """The encoder threads (with several encoders) and the audio's."""
+        width, height, audio, frames = self.width, self.height, self.audio, self.frames
         if encoders == 1:
             self._i420 = np.empty(converted_shape(width, height), np.uint8)  # write's conversion, reused
         else:
@@ -133,7 +145,6 @@ class SegmentedVideoSink:
             self._threads = Supervisor(self.run)
             for k in range(encoders):
                 self._threads.spawn(f"encode-{k}", functools.partial(self._encode, k))
-        self._audio: _EncodedAudio | None = None
         if audio is not None and frames is not None:
             self._audio = _EncodedAudio(Path(audio), frames, self.fps, self.path, self.run)
 
@@ -165,7 +176,7 @@ class SegmentedVideoSink:
             except OSError as exc:
                 raise OutputError(f"{target}: cannot keep the segment: {exc.strerror or exc}") from exc
             return
-        _join(pieces, target, self.fps, None)
+        join_segments(pieces, target, self.fps, None)
         for piece in pieces:
             piece.unlink(missing_ok=True)
 
@@ -219,26 +230,41 @@ class SegmentedVideoSink:
             raise StageError("write", f"frame {index}", exc) from exc
 
     def _stop_encoders(self, finish: bool) -> None:
-        """Join the encoder threads, after their last frames (``finish``) or at once; re-raise their error."""
-        threads, self._threads = self._threads, None
+        """Join the encoder threads, after their last frames (``finish``) or at once; re-raise their error.
+
+        They are joined before it returns however it ends: a Ctrl-C while the last frames are handed over stops
+        them at once instead, so no encoder is left running under a sink that is being aborted.
+        """
+        threads = self._threads
         if threads is None:
             return
         try:
             if finish:
                 for q in self._queues:
                     put(q, None, threads.stop)
-            else:
-                threads.stop.set()
         except Stopped:
             pass  # an encoder failed; join says how
+        except BaseException as exc:
+            threads.fail(exc)
+            self._join_encoders(threads)
+            raise
+        if not finish:
+            threads.stop.set()
+        self._join_encoders(threads)
+
+    def _join_encoders(self, threads: Supervisor) -> None:
         try:
             threads.join()
         finally:
+            self._threads = None
             for segments in self._segments:
                 segments.abort()  # what a failed or stopped encoder left open
 
-    def close(self) -> None:
-        """Finish the last segments and join every segment, with the audio, into the final file."""
+    def join(self) -> None:
+        """Finish the last segments and join every segment, with the audio, into the final file. The segments
+        stay until :meth:`close`: a run stopped before then can still be resumed."""
+        if self._joined:
+            return
         try:
             self._stop_encoders(finish=True)
             self._segments[0].finish()
@@ -249,11 +275,16 @@ class SegmentedVideoSink:
                 raise OutputError(f"{self.path}: no frames were written")
             audio = self._encoded_audio()
             try:
-                _join(parts, self.path, self.fps, audio)
+                join_segments(parts, self.path, self.fps, audio)
             except Exception as exc:
                 raise StageError("mux", f"frames 0-{self.frames_written - 1} (joining the video)", exc) from exc
         finally:
             self._drop_audio()
+        self._joined = True
+
+    def close(self) -> None:
+        """:meth:`join`, then remove the segments."""
+        self.join()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def _encoded_audio(self) -> Path | None:
@@ -340,60 +371,3 @@ class _EncodedAudio:
         with contextlib.suppress(Exception):
             self._threads.join()
         self.path.unlink(missing_ok=True)
-
-
-def _join(parts: list[Path], target: Path, fps: Fraction, audio: Path | None) -> None:
-    """Copy the segments' packets, shifted in time, and those of the encoded ``audio`` into one mp4 (temporary
-    name, then renamed)."""
-    temp = partial_path(target)
-    try:
-        with contextlib.ExitStack() as files:
-            out = files.enter_context(av.open(str(temp), "w", format="mp4",
-                                              container_options={"movflags": "+faststart"}))
-            sound_in, sounds = _audio_packets(files, audio)
-            pending = next(sounds, None)
-            stream = sound_out = None
-            frames = 0
-            for part in parts:
-                with av.open(str(part)) as source:
-                    video = source.streams.video[0]
-                    if stream is None:
-                        stream = out.add_stream_from_template(video)
-                        if sound_in is not None:
-                            sound_out = out.add_stream_from_template(sound_in)
-                    assert video.time_base is not None, "FFmpeg gives every stream it opens a time base"
-                    shift = int(Fraction(frames) / fps / video.time_base)
-                    for packet in source.demux(video):
-                        if packet.pts is None or packet.dts is None:
-                            continue  # the demuxer's end-of-stream marker (an MP4's packets carry both)
-                        packet.pts += shift
-                        packet.dts += shift
-                        packet.stream = stream
-                        out.mux(packet)
-                        frames += 1
-                # The audio of this part's time goes right after it, so that the file interleaves the two.
-                end, last = Fraction(frames) / fps, part is parts[-1]
-                while pending is not None and (last or _starts(pending) < end):
-                    pending.stream = sound_out
-                    out.mux(pending)
-                    pending = next(sounds, None)
-        os.replace(temp, target)
-    except (OSError, av.error.FFmpegError) as exc:
-        temp.unlink(missing_ok=True)
-        raise OutputError(f"{target}: cannot join the video segments: {exc}") from exc
-
-
-def _audio_packets(files: contextlib.ExitStack, audio: Path | None) -> tuple[av.audio.stream.AudioStream | None,
-                                                                            Iterator[av.Packet]]:
-    """The encoded ``audio``'s stream and its packets (none without audio), its file held open by ``files``."""
-    if audio is None:
-        return None, iter(())
-    sound = files.enter_context(av.open(str(audio)))
-    stream = sound.streams.audio[0]
-    return stream, (packet for packet in sound.demux(stream) if packet.dts is not None)
-
-
-def _starts(packet: av.Packet) -> Fraction:
-    """When a demuxed ``packet`` starts, in seconds."""
-    assert packet.pts is not None and packet.time_base is not None, "the demuxer times every packet it gives"
-    return packet.pts * packet.time_base

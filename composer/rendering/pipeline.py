@@ -159,12 +159,12 @@ class Pipeline:
             return
         with ThreadPoolExecutor(self.layout.workers, thread_name_prefix="composer-composite") as pool:
             try:
-                self._supervisor.spawn("preload", self.preloader.run)
-                self._supervisor.spawn("batch", self._batch_stage)
-                for k, model in enumerate(self.lanes):
-                    self._supervisor.spawn(f"model-{k}", functools.partial(self._model_stage, model, pool))
-                self._supervisor.spawn("write", self._write_stage)
-                self._supervisor.join()
+                with self._supervisor:  # joins the stages, stopping them first if a spawn is cut short
+                    self._supervisor.spawn("preload", self.preloader.run)
+                    self._supervisor.spawn("batch", self._batch_stage)
+                    for k, model in enumerate(self.lanes):
+                        self._supervisor.spawn(f"model-{k}", functools.partial(self._model_stage, model, pool))
+                    self._supervisor.spawn("write", self._write_stage)
             except BaseException:
                 self.stop.set()  # ends the composite tasks still waiting for a buffer
                 raise

@@ -10,6 +10,7 @@ import time
 
 from composer.config.job import Job
 from composer.inputs.plan import open_plan
+from composer.output.lock import lock_outputs
 from composer.output.outputs import open_outputs
 from composer.rendering.observer import NullObserver, Observer, PeakMemory, RenderStats
 from composer.rendering.step import FrameStep, ModelInputs
@@ -19,7 +20,7 @@ def render_reference(job: Job, observer: Observer | None = None, resume: bool = 
     """Render ``job`` one frame at a time and write its outputs (``resume``: as :func:`composer.render`)."""
     observer = observer or NullObserver()
     memory = PeakMemory()
-    with open_plan(job) as plan:
+    with open_plan(job) as plan, lock_outputs(job):
         model = plan.open_model()
         step, inputs = FrameStep(plan), ModelInputs.allocate(job.model, model, 1)
         began = time.perf_counter()

@@ -7,6 +7,7 @@ import time
 
 from composer.config.job import Job
 from composer.inputs.plan import open_plan
+from composer.output.lock import lock_outputs
 from composer.output.outputs import open_outputs
 from composer.output.resume import SEGMENT_FRAMES
 from composer.rendering.layout import open_render
@@ -34,16 +35,18 @@ def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None
         The frames rendered, the time, the peak memory and the layout the render ran with.
 
     Raises:
-        ComposerError: a bad input (before the first frame, where it can be found then) or a stage failure.
+        ComposerError: a bad input (before the first frame, where it can be found then) or a stage failure;
+            an OutputError when another run writes the same outputs.
+        Interrupted: Ctrl-C (or SIGTERM, through the command line) stopped the render once its outputs were open.
     """
     memory = PeakMemory()
-    with open_plan(job) as plan:
+    with open_plan(job) as plan, lock_outputs(job):
         layout, lanes = open_render(plan)
         if job.output.video is not None:
             log.info("video: %s, %d-frame segments", layout.encoders.text(), SEGMENT_FRAMES)
         began = time.perf_counter()
         run = Supervisor()  # one stop event and one first error for the renderer's and the outputs' threads
-        with one_opencv_thread(), open_outputs(plan, resume, run, layout.encoders) as outputs:
+        with one_opencv_thread(), open_outputs(plan, resume, run, layout.encoders, len(lanes)) as outputs:
             if layout.segments:
                 SegmentRenderer(plan, lanes, outputs, layout.batch, observer, tracer, run).run()
             else:

@@ -164,10 +164,10 @@ class SegmentRenderer:
         if not self.ranges:
             self.observer.finished()
             return
-        self._supervisor.spawn("preload", self.preloader.run)
-        for k, model in enumerate(self.lanes):
-            self._supervisor.spawn(f"segments-{k}", functools.partial(self._lane, model))
-        self._supervisor.join()
+        with self._supervisor:  # joins the lanes, stopping them first if a spawn is cut short
+            self._supervisor.spawn("preload", self.preloader.run)
+            for k, model in enumerate(self.lanes):
+                self._supervisor.spawn(f"segments-{k}", functools.partial(self._lane, model))
         if self.outputs.video is not None:
             self.outputs.video.frames_written = self.plan.count
         self.observer.finished()

@@ -9,13 +9,16 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
+from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 import cv2
 
 T = TypeVar("T")
 POLL = 0.05  # seconds a blocked call waits before it looks at the stop event again
+START_GRACE = 0.5  # seconds a thread whose start was interrupted has to show that it runs
 
 
 class Stopped(Exception):
@@ -117,7 +120,12 @@ class Supervisor:
 
         thread = threading.Thread(target=body, name=f"composer-{name}", daemon=True)
         self._threads.append((thread, done))
-        thread.start()
+        try:
+            thread.start()
+        except BaseException:
+            if not _began(thread):
+                self._threads.remove((thread, done))  # Ctrl-C came before the thread was made: nothing to join
+            raise
 
     def join(self) -> None:
         """Wait for every thread this supervisor started; on Ctrl-C stop them all first. Re-raise the run's first
@@ -127,20 +135,40 @@ class Supervisor:
         KeyboardInterrupt that lands inside such a join marks the thread as stopped while it still runs
         (``_wait_for_tstate_lock`` releases the thread's own lock), every later join returns at once, and the
         interpreter could exit under a thread that was still inside OpenCV, which aborts the process
-        ("terminate called without an active exception").
+        ("terminate called without an active exception"). A KeyboardInterrupt while it waits stops the run and
+        the wait goes on, however many come: it returns only once every thread has ended.
         """
-        try:
-            for _, done in self._threads:
-                while not done.wait(POLL):
-                    pass
-        except KeyboardInterrupt as exc:
-            self.fail(exc)
-            for _, done in self._threads:
-                done.wait()
+        for _, done in self._threads:
+            while True:
+                try:
+                    while not done.wait(POLL):
+                        pass
+                    break
+                except KeyboardInterrupt as exc:
+                    self.fail(exc)
         for thread, _ in self._threads:
             thread.join()  # past its target already: only the thread's own exit is left
         if self._errors:
             raise self._errors[0]
+
+    def __enter__(self) -> Supervisor:
+        """A block that spawns stage threads: at its end they are joined, and stopped first if it raised."""
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc is not None:
+            self.fail(exc)  # a block cut short (an error, Ctrl-C between two spawns) stops what it started
+        self.join()
+
+
+def _began(thread: threading.Thread) -> bool:
+    """Whether a thread whose ``start`` was cut short by Ctrl-C runs: one that was made takes its ident within
+    moments; one whose start was interrupted before it was made never does."""
+    deadline = time.monotonic() + START_GRACE
+    while thread.ident is None and time.monotonic() < deadline:
+        time.sleep(POLL / 10)
+    return thread.ident is not None
 
 
 @contextlib.contextmanager

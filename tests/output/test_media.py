@@ -384,6 +384,27 @@ def test_an_aborted_sink_stops_its_audio_promptly_and_leaves_no_audio_file(tmp_p
     assert not list(tmp_path.glob(".result.mp4.partial*")) and not (tmp_path / "result.mp4").exists()
 
 
+def test_ctrl_c_while_the_last_frames_are_handed_over_joins_the_encoders(tmp_path: Path, monkeypatch) -> None:
+    """Closing a sink hands each encoder thread its end; a Ctrl-C there stops them, and they are joined before
+    the interrupt goes on (before, the sink forgot its threads first and left them encoding under the abort)."""
+    from composer.output import video_segments
+
+    original = video_segments.put
+
+    def interrupted(q, item, stop):
+        if item is None:
+            raise KeyboardInterrupt
+        original(q, item, stop)
+
+    monkeypatch.setattr(video_segments, "put", interrupted)
+    with pytest.raises(KeyboardInterrupt), SegmentedVideoSink(
+            tmp_path / "result.mp4", Fraction(25), W, H, preset="ultrafast", segment=4, encoders=2, backlog=2) as sink:
+        for index in range(6):
+            sink.write(_scene(index))
+    assert not [t for t in threading.enumerate() if t.name.startswith("composer-encode") and t.is_alive()]
+    assert not (tmp_path / "result.mp4").exists()
+
+
 def _packets(path: Path) -> list[bytes]:
     with av.open(str(path)) as container:
         return [bytes(p) for p in container.demux(video=0) if p.size]

@@ -100,3 +100,59 @@ def test_ctrl_c_during_join_waits_for_every_thread_to_finish() -> None:
     finally:
         signal.signal(signal.SIGINT, previous)
     assert finished.is_set(), "join returned while a thread was still working"
+
+
+def test_join_outlasts_a_burst_of_ctrl_c() -> None:
+    """Three SIGINTs within 10 ms while the caller waits: the first stops the run, the others do not cut the wait
+    short. Before, the second one escaped from the wait for the stopping threads, and the process could exit
+    under a thread still in native code ("terminate called without an active exception")."""
+    import os
+    import signal
+
+    from composer.runtime.threads import Supervisor
+
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT does not raise KeyboardInterrupt in this process")
+    supervisor = Supervisor()
+    finished, sent = threading.Event(), threading.Event()
+
+    def work() -> None:
+        supervisor.stop.wait()
+        sent.wait(5)  # however slowly the machine sends them, the burst lands while the caller waits
+        time.sleep(0.3)  # the call it was in when the run stopped
+        finished.set()
+
+    def burst() -> None:
+        time.sleep(0.1)
+        for _ in range(3):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.004)
+        sent.set()
+
+    supervisor.spawn("work", work)
+    sender = threading.Thread(target=burst)
+    sender.start()
+    with pytest.raises(KeyboardInterrupt):
+        supervisor.join()
+    sender.join()
+    assert finished.is_set(), "join returned while a thread was still working"
+
+
+def test_a_block_of_spawns_cut_short_stops_and_joins_what_it_started() -> None:
+    """Ctrl-C (or an error) between two spawns: the threads already started are stopped and joined, not left
+    running after the caller has moved on."""
+    from composer.runtime.threads import Supervisor
+
+    supervisor = Supervisor()
+    ended: list[str] = []
+
+    def work() -> None:
+        supervisor.stop.wait()
+        time.sleep(0.05)
+        ended.append("work")
+
+    with pytest.raises(KeyboardInterrupt):
+        with supervisor:
+            supervisor.spawn("work", work)
+            raise KeyboardInterrupt
+    assert ended == ["work"]
