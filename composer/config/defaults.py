@@ -75,10 +75,10 @@ def segment_mode(job: Job, accelerated: bool) -> bool:
     return job.run.mode == "segments"
 
 
-def segment_layout(job: Job) -> ModelLayout:
+def segment_layout(job: Job, accelerated: bool = False) -> ModelLayout:
     """The segment renderer's lanes and intra-op threads each: ``[run] lanes`` (else one per usable core) and
     ``[run] threads`` (else one: the lanes already fill the cores)."""
-    return ModelLayout(job.run.lanes or usable_cores(), job.run.threads or 1, False)
+    return ModelLayout(job.run.lanes or usable_cores(), job.run.threads or 1, accelerated)
 
 
 def cost_decides(job: Job, accelerated: bool) -> bool:

@@ -14,7 +14,7 @@ from composer.config import defaults
 from composer.config.job import Job
 from composer.config.limits import MAX_FPS, MIN_FPS
 from composer.errors import JobError
-from composer.inputs.features import feature_window, load_features
+from composer.inputs.features import load_features
 from composer.inputs.rects import Rects, load_rects
 from composer.inputs.schedule import schedule
 from composer.inputs.sources import TemplateSource, open_template
@@ -39,12 +39,6 @@ class Plan:
     def count(self) -> int:
         """Number of output frames."""
         return len(self.schedule)
-
-    def window(self, i: int) -> np.ndarray | None:
-        """The feature window of output frame ``i``, or None without features."""
-        if self.features is None or self.job.features is None:
-            return None
-        return feature_window(self.features, i, self.job.features.window)
 
     def open_model(self, threads: int | None = None) -> Model:
         """The job's model, checked against the features, on ``threads`` intra-op threads.

@@ -34,7 +34,7 @@ from composer.errors import JobError
 from composer.measure.children import render_fresh
 from composer.measure.report import markdown_table, text_table
 from composer.measure.stages import Bound, StageCost, compute_bound, mean_costs, measure_stages
-from composer.measure.trial import scratch_folder, trial_job, trial_template_frames
+from composer.measure.trial import scratch_folder, trial_job
 from composer.rendering.memory import frame_bytes
 from composer.runtime.trace import Tracer
 
@@ -350,8 +350,7 @@ def profile_job(job: Job, frames: int | None = DEFAULT_FRAMES, tracer: Tracer | 
     assert layout is not None  # a render reports the layout it ran with
     width, height = first.size
     spec = job.model
-    template = trial_template_frames(trial)
-    memory = Memory(width, height, spec.crop, spec.window, layout.chunk, template)
+    memory = Memory(width, height, spec.crop, spec.window, layout.chunk, first.template)
     return Profile(job=job.path, frames=first.frames, decoded=first.decoded, size=first.size, provider=first.provider,
                    settings=layout.settings(job.output.video is not None), measured=tuple(measured),
                    runs=tuple(runs), memory=memory, cores=cores)

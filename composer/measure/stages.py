@@ -121,6 +121,7 @@ class Measurement:
     provider: str
     stages: tuple[StageCost, ...]
     seconds: float = 0.0  # the measured work's wall time end to end: decoding, every stage, closing the outputs
+    template: int = 0  # frames of the job's template
 
 
 def _cost(name: str, wall: float, cpu: float, frames: int, work: str, accelerator: bool = False) -> StageCost:
@@ -213,11 +214,8 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None) -> Measure
                 if count == batch or i == n - 1:
                     predictions = None
                     if count:
-                        try:
-                            with infer:
-                                predictions = step.infer(model, inputs, count)
-                        except Exception as exc:
-                            raise step.infer_failed(exc, [j for j, _, r in pending if r is not None]) from exc
+                        with infer:
+                            predictions = step.infer(model, inputs, [j for j, _, r in pending if r is not None])
                     finish(predictions)
                     pending, count = [], 0
             if video_sink is not None:
@@ -246,7 +244,8 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None) -> Measure
         if output.video is not None:
             stages.append(_cost("write_video", video_clock.wall, video_clock.cpu, n,
                                 f"{n} frames, libx264 {output.preset} crf {output.crf}"))
-        return Measurement(n, len(needed), (width, height), model.provider, tuple(stages), seconds)
+        return Measurement(n, len(needed), (width, height), model.provider, tuple(stages), seconds,
+                           plan.source.count)
 
 
 def compute_bound(stages: tuple[StageCost, ...], cores: int) -> Bound:

@@ -14,15 +14,8 @@ import numpy as np
 
 from composer.config.job import Job
 from composer.inputs.features import load_features
-from composer.inputs.sources import open_template
 
-__all__ = ["scratch_folder", "trial_job", "trial_template_frames"]
-
-
-def trial_template_frames(job: Job) -> int:
-    """Frames of ``job``'s template."""
-    with open_template(job.template.source) as source:
-        return source.count
+__all__ = ["scratch_folder", "trial_job"]
 
 
 @contextlib.contextmanager

@@ -164,8 +164,7 @@ def choose_layout(plan: Plan) -> tuple[RenderLayout, list[Model]]:
                              held + more * session + working)
 
     if segment_mode(job, accelerated):
-        lanes = segment_layout(job)
-        lanes = ModelLayout(lanes.lanes, lanes.threads, accelerated)
+        lanes = segment_layout(job, accelerated)
         chunk = cache(lanes, segment_bytes(width, height, spec, shape, video, batch, lanes.lanes))
         if chunk >= source.count:
             return RenderLayout("segments", lanes, batch, 0, source.count, segment_encoders(job)), opened
@@ -209,10 +208,10 @@ def open_render(plan: Plan) -> tuple[RenderLayout, list[Model]]:
         ComposerError: the model cannot be loaded or does not fit the job.
     """
     layout, opened = choose_layout(plan)
-    lanes = opened[: layout.model.lanes] if layout.model.threads == 1 else []
-    while len(lanes) < layout.model.lanes:
-        lanes.append(plan.open_model(layout.model.threads))
-    warm_up(lanes, layout.batch)
+    lanes = opened[: layout.model.lanes] if layout.model.threads == 1 else []  # warmed up already
+    fresh = [plan.open_model(layout.model.threads) for _ in range(layout.model.lanes - len(lanes))]
+    warm_up(fresh, layout.batch)
+    lanes += fresh
     cached = layout.chunk * frame_bytes(plan.source.width, plan.source.height, plan.job.model.crop)
     log.info("cache: %d of %d template frames per chunk (%d MB%s)", layout.chunk, plan.source.count,
              cached // 10**6, "" if layout.chunk >= plan.source.count else " per slot, two slots")

@@ -252,12 +252,9 @@ class Pipeline:
                 _close(self._finished, self.stop)
 
     def _infer(self, model: Model, batch: Batch) -> np.ndarray:
-        try:
-            with self.tracer.span("infer", batch.items[0].index, batch.count):
-                return self.step.infer(model, batch.inputs, batch.count)
-        except Exception as exc:
-            indices = [item.index for item in batch.items if item.rect is not None]
-            raise self.step.infer_failed(exc, indices) from exc
+        frames = [item.index for item in batch.items if item.rect is not None]
+        with self.tracer.span("infer", batch.items[0].index, batch.count):
+            return self.step.infer(model, batch.inputs, frames)
 
     def _finish(self, item: Item, prediction: np.ndarray | None) -> Slot | None:
         """Composite task: the finished frame, saved as an image and converted for the encoder as the job asks.

@@ -33,11 +33,7 @@ def render_reference(job: Job, observer: Observer | None = None, resume: bool = 
                 if rect is not None:
                     crop = step.crop(frame, rect)
                     step.prepare(i, crop, inputs, 0)
-                    try:
-                        prediction = step.infer(model, inputs, 1)[0]
-                    except Exception as exc:
-                        raise step.infer_failed(exc, [i]) from exc
-                    frame = step.paste(frame, crop, prediction, rect)
+                    frame = step.paste(frame, crop, step.infer(model, inputs, [i])[0], rect)
                 step.save(i, frame, outputs.images)
                 if outputs.video is not None:
                     outputs.video.write(frame)

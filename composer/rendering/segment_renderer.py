@@ -350,11 +350,8 @@ class SegmentRenderer:
         if not waiting:
             return
         n = len(waiting)
-        try:
-            with self.tracer.span("infer", waiting[0][0], n):
-                predictions = self.step.infer(model, buffers.inputs, n)
-        except Exception as exc:
-            raise self.step.infer_failed(exc, [w[0] for w in waiting]) from exc
+        with self.tracer.span("infer", waiting[0][0], n):
+            predictions = self.step.infer(model, buffers.inputs, [w[0] for w in waiting])
         for (i, born, frame, crop, rect), prediction in zip(waiting, predictions):
             try:
                 with self.tracer.span("composite", i):

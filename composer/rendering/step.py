@@ -60,18 +60,20 @@ class FrameStep:
             inputs.features[row] = window.reshape(inputs.features.shape[1:])
 
     @staticmethod
-    def infer(model: Model, inputs: ModelInputs, count: int) -> np.ndarray:
-        """3.7: the predictions for the first ``count`` rows of ``inputs``."""
-        features = inputs.features
-        return model.run(inputs.images[:count], None if features is None else features[:count])
+    def infer(model: Model, inputs: ModelInputs, frames: Sequence[int]) -> np.ndarray:
+        """3.7: the predictions for output ``frames``, one per row of ``inputs`` in order.
 
-    @staticmethod
-    def infer_failed(exc: Exception, frames: Sequence[int]) -> StageError:
-        """The error of an inference on output ``frames`` (one per row, in order) that raised ``exc``: it names
-        the frame whose prediction holds NaN or inf, else the batch's first and last frames."""
-        if isinstance(exc, NonFiniteOutput) and 0 <= exc.sample < len(frames):
-            return StageError("infer", f"frame {frames[exc.sample]}", exc)
-        return StageError("infer", f"frames {frames[0]}-{frames[-1]}", exc)
+        Raises:
+            StageError: the model failed; it names the frame whose prediction holds NaN or inf, else the batch's
+                first and last frames.
+        """
+        count, features = len(frames), inputs.features
+        try:
+            return model.run(inputs.images[:count], None if features is None else features[:count])
+        except Exception as exc:
+            if isinstance(exc, NonFiniteOutput) and 0 <= exc.sample < count:
+                raise StageError("infer", f"frame {frames[exc.sample]}", exc) from exc
+            raise StageError("infer", f"frames {frames[0]}-{frames[-1]}", exc) from exc
 
     def paste(self, frame: np.ndarray, crop: np.ndarray, prediction: np.ndarray, rect: Rect,
               out: np.ndarray | None = None) -> np.ndarray:
