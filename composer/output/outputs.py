@@ -10,7 +10,6 @@ from composer.config.defaults import EncoderLayout, encoder_layout
 from composer.errors import Interrupted
 from composer.inputs.plan import Plan
 from composer.output.resume import fingerprint, mark_finished, mark_started, resumable, resume_point, video_encoding
-from composer.output.safety import check_job
 from composer.output.video_segments import SegmentedVideoSink
 from composer.output.writers import ImageFolderSink
 from composer.runtime import signals
@@ -34,9 +33,10 @@ def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None
                  layout: EncoderLayout | None = None, lanes: int = 1) -> Iterator[Outputs]:
     """Open the sinks a plan asks for; each output takes its final name only if the block ends cleanly.
 
-    The caller holds the outputs' locks (:func:`composer.output.lock.lock_outputs`). A KeyboardInterrupt that
-    leaves the block is an :class:`~composer.errors.Interrupted` saying whether the outputs can be resumed; once
-    they are complete, a signal stops nothing any more (:func:`composer.runtime.signals.work_done`).
+    The caller holds the outputs' locks (:func:`composer.output.lock.lock_outputs`, which checks the outputs
+    against the inputs first). A KeyboardInterrupt that leaves the block is an :class:`~composer.errors.Interrupted`
+    saying whether the outputs can be resumed; once they are complete, a signal stops nothing any more
+    (:func:`composer.runtime.signals.work_done`).
 
     Args:
         plan: the checked inputs.
@@ -46,12 +46,10 @@ def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None
         lanes: the renderer's model lanes (the segment renderer cuts the job's last segments between them).
 
     Raises:
-        JobError: an output would overwrite an input or collide with the other (:mod:`composer.output.safety`),
-            or ``resume`` is set but there is no interrupted run of this job, or it was of other inputs.
+        JobError: ``resume`` is set but there is no interrupted run of this job, or it was of other inputs.
         OutputError: an output cannot be created.
     """
     job, spec = plan.job, plan.job.output
-    check_job(job)  # before anything is created, removed or resumed
     layout = layout or encoder_layout(job)
     print_ = fingerprint(job, plan.count, video_encoding(layout, lanes) if spec.video is not None else None)
     try:
