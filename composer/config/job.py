@@ -7,6 +7,7 @@ the current directory when they come from the command line.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -70,10 +71,15 @@ class TemplateSpec:
 
 @dataclass(frozen=True)
 class FeaturesSpec:
-    """Per-output-frame conditioning (one row per output frame)."""
+    """Per-output-frame conditioning (one row per output frame).
 
-    path: Path
+    ``row_shape`` states one row's shape where no file gives it: ``composer live`` reads rows from its standard
+    input. A job with only ``row_shape`` has no features for ``composer run``.
+    """
+
+    path: Path | None
     window: int = 8
+    row_shape: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -159,10 +165,24 @@ class Job:
 
 # Why each maximum: composer.config.limits.
 _THREADS = integer(1, MAX_THREADS)
+MAX_ROW_VALUES = 2**24  # 64 MiB of float32 a row: far beyond any conditioning, small enough to read whole
+
+
+def row_shape(key: str, value: Any, base: Path) -> tuple[int, ...]:
+    """A feature row's shape: 1 to 4 sizes, each at least 1, of at most ``MAX_ROW_VALUES`` values in all."""
+    if (not isinstance(value, list) or not 1 <= len(value) <= 4
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)):
+        raise fail(key, f"expected a list of 1 to 4 sizes, each at least 1, such as [32, 16], got {shown(value)}")
+    if math.prod(value) > MAX_ROW_VALUES:
+        raise fail(key, f"{shown(value)} holds {math.prod(value)} values; a row holds at most {MAX_ROW_VALUES}")
+    return tuple(value)
+
+
 # section -> key -> (check, required)
 _SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
     "template": {"video": (file_path, False), "frames": (file_path, False), "rects": (file_path, True)},
-    "features": {"path": (file_path, True), "window": (integer(1, MAX_WINDOW), False)},
+    "features": {"path": (file_path, False), "window": (integer(1, MAX_WINDOW), False),
+                 "row_shape": (row_shape, False)},
     "model": {
         "path": (file_path, True),
         "crop": (integer(1, MAX_CROP, "H.264's widest frame"), True),
@@ -249,6 +269,8 @@ def job_from_dict(raw: Mapping[str, Any], path: Path) -> Job:
         raise fail("model.mask", f"[{x}, {y}, {w}, {h}] reaches outside the {window} x {window} model window "
                                  "(crop - 2 * border)")
     features = _section(raw, "features", base)
+    if features is not None and "path" not in features and "row_shape" not in features:
+        raise fail("features.path", "missing (or features.row_shape, the shape of a row that composer live reads)")
     composite = _section(raw, "composite", base) or {}
     output = _section(raw, "output", base) or {}
     run = _section(raw, "run", base) or {}
@@ -259,7 +281,7 @@ def job_from_dict(raw: Mapping[str, Any], path: Path) -> Job:
         path=path,
         template=TemplateSpec(source=sources[0], rects=template["rects"]),
         model=ModelSpec(**model),
-        features=FeaturesSpec(**features) if features is not None else None,
+        features=FeaturesSpec(**{"path": None, **features}) if features is not None else None,
         composite=CompositeSpec(**composite),
         output=OutputSpec(**output),
         run=RunSpec(**run),

@@ -65,7 +65,10 @@ def open_plan(job: Job) -> Iterator[Plan]:
     """
     if job.output.frames is None and job.output.video is None:
         raise JobError("job key output: nothing to write; set output.frames and/or output.video")
-    features = load_features(job.features.path) if job.features is not None else None
+    if job.features is not None and job.features.path is None:
+        raise JobError("job key features.path: missing; features.row_shape alone serves composer live, which reads "
+                       "the rows from its standard input")
+    features = load_features(job.features.path) if job.features is not None and job.features.path else None
     with open_template(job.template.source) as source:
         rects = load_rects(job.template.rects, source.count)
         rects.check_bounds(source.width, source.height, job.template.rects)

@@ -46,7 +46,7 @@ def trial_job(job: Job, frames: int | None, folder: Path) -> Job:
         video=folder / "video.mp4" if job.output.video is not None else None,
     )
     features = job.features
-    if features is not None and frames is not None:
+    if features is not None and features.path is not None and frames is not None:
         rows = load_features(features.path)
         if frames < len(rows):
             folder.mkdir(parents=True, exist_ok=True)

@@ -73,7 +73,7 @@ def job_inputs(job: Job) -> list[Place]:
     template = "template.frames" if Path(job.template.source).is_dir() else "template.video"
     places: list[Place] = [("the job file", job.path), (f"input {template}", job.template.source),
                            ("input template.rects", job.template.rects), ("input model.path", job.model.path)]
-    if job.features is not None:
+    if job.features is not None and job.features.path is not None:
         places.append(("input features.path", job.features.path))
     if job.output.audio is not None:
         places.append(("input output.audio", job.output.audio))

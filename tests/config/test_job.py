@@ -259,6 +259,17 @@ def test_missing_features_path(tmp_path):
         load_job(_job_file(tmp_path, MINIMAL + "[features]\nwindow = 8\n"))
 
 
+def test_row_shape_alone_states_the_rows_of_a_live_job(tmp_path):
+    job = load_job(_job_file(tmp_path, MINIMAL + "[features]\nrow_shape = [32, 16]\nwindow = 4\n"))
+    assert job.features == FeaturesSpec(path=None, window=4, row_shape=(32, 16))
+
+
+@pytest.mark.parametrize("value", ["[]", "[0]", "[1, 2, 3, 4, 5]", "[1.5]", "[true]", "\"32\"", "[4096, 4096, 2]"])
+def test_bad_row_shape_names_the_key(tmp_path, value):
+    with pytest.raises(JobError, match=r"features\.row_shape"):
+        load_job(_job_file(tmp_path, MINIMAL + f"[features]\nrow_shape = {value}\n"))
+
+
 @pytest.mark.parametrize("section", ["template", "model"])
 def test_missing_required_section(tmp_path, section):
     text = MINIMAL.split("[model]")[0] if section == "model" else "[model]" + MINIMAL.split("[model]")[1]
