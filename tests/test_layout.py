@@ -21,6 +21,7 @@ FLOORS: list[set[str]] = [
     {"inputs"},
     {"output"},
     {"rendering"},
+    {"live"},
     {"measure"},
     {"tools"},
     {"cli"},

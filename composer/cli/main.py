@@ -141,6 +141,7 @@ def demo(out_dir: Path, count: int, size: tuple[int, int], quiet: bool) -> None:
 
 
 def _register() -> None:
+    from composer.cli.live import live
     from composer.cli.measure import profile, sweep
     from composer.cli.tools import inspect_command, rects
 
@@ -148,6 +149,7 @@ def _register() -> None:
     main.add_command(inspect_command)
     main.add_command(profile)
     main.add_command(sweep)
+    main.add_command(live)
 
 
 _register()

@@ -74,8 +74,18 @@ def open_plan(job: Job) -> Iterator[Plan]:
         rects.check_bounds(source.width, source.height, job.template.rects)
         count = len(features) if features is not None else source.count
         order = schedule(count, source.count, job.run.loop)
-        fps = job.output.fps or source.fps or DEFAULT_FPS
-        if not MIN_FPS <= fps <= MAX_FPS:  # a template's own rate; output.fps is checked with the job
-            raise JobError(f"{job.template.source}: the template's frame rate {fps} is outside {MIN_FPS} to "
-                           f"{MAX_FPS} fps; set output.fps")
-        yield Plan(job=job, source=source, rects=rects, features=features, schedule=order, fps=fps)
+        yield Plan(job=job, source=source, rects=rects, features=features, schedule=order,
+                   fps=output_fps(job, source))
+
+
+def output_fps(job: Job, source: TemplateSource) -> Fraction:
+    """The output's frame rate: ``output.fps``, else the template's own, else :data:`DEFAULT_FPS`.
+
+    Raises:
+        JobError: the template's own rate is out of range (``output.fps`` is checked with the job).
+    """
+    fps = job.output.fps or source.fps or DEFAULT_FPS
+    if not MIN_FPS <= fps <= MAX_FPS:
+        raise JobError(f"{job.template.source}: the template's frame rate {fps} is outside {MIN_FPS} to "
+                       f"{MAX_FPS} fps; set output.fps")
+    return fps

@@ -12,6 +12,16 @@ def template_index(i: int, frames: int, loop: str) -> int:
     return int(schedule(i + 1, frames, loop)[i])
 
 
+def period(frames: int, loop: str) -> int | None:
+    """Output frames after which the schedule repeats itself (``t(i + period) == t(i)``); None for ``once``,
+    which never repeats. A live stream, whose length nobody knows, indexes one period of :func:`schedule`."""
+    if loop == "once":
+        return None
+    if loop == "pingpong" and frames > 1:
+        return 2 * frames - 2
+    return frames
+
+
 def schedule(count: int, frames: int, loop: str) -> np.ndarray:
     """Template indices of output frames ``0 .. count-1`` as an int64 array.
 

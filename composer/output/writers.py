@@ -21,14 +21,14 @@ import numpy as np
 from composer.errors import JobError, OutputError
 from composer.output.colour import bgr_to_i420_bt709
 
-__all__ = ["ImageFolderSink", "VideoSink", "check_audio", "convert_frame", "converted_shape", "partial_path"]
+__all__ = ["BT709_TAGS", "ImageFolderSink", "VideoSink", "check_audio", "convert_frame", "converted_shape", "partial_path"]
 
 log = logging.getLogger("composer")
 
 _STALE_TEMP = re.compile(r"^\.\d{6,}\.(png|jpg)\.tmp$")
 # The colours of bgr_to_i420_bt709, as codec options: x264 writes them into the stream's VUI and the mp4
 # muxer into its colr box. Options rather than codec-context attributes, which older PyAV lacks.
-_BT709_TAGS = {"color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709", "color_range": "tv"}
+BT709_TAGS = {"color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709", "color_range": "tv"}
 _AAC_RATES = frozenset({96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000})
 
 
@@ -200,7 +200,7 @@ class VideoSink:
             raise
 
     def _add_video_stream(self, crf: int, preset: str, threads: int) -> av.video.stream.VideoStream:
-        options = {"crf": str(crf), "preset": preset, **_BT709_TAGS}
+        options = {"crf": str(crf), "preset": preset, **BT709_TAGS}
         stream = self._container.add_stream("libx264", self.fps, options=options)
         # H.264 4:2:0 needs even dimensions.
         stream.width, stream.height = self.width + self.width % 2, self.height + self.height % 2

@@ -1,0 +1,215 @@
+"""``composer live``: the reader, renderer and writer threads together (docs/design.md 4.10).
+
+Three threads and one stop event (:class:`composer.runtime.threads.Supervisor`):
+
+- the reader reads rows from a descriptor, keeps them for the windows, places each on the stream's timeline and
+  offers it to the renderer through a size-1 slot where the newest row wins;
+- the renderer takes the newest row and renders its frame, unless that frame could no longer make its slot;
+- the writer keeps the clock: at each slot's time it writes the slot's frame if it is finished, else the last
+  frame again (the row is dropped), or, where no row is placed, the template's own frame (idle).
+
+The end of the input ends the stream once every row's slot has been written; a malformed row, Ctrl-C or SIGTERM
+stop every thread at once. Either way every thread is joined, then the stream is closed so that it plays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import queue
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from composer.config import defaults
+from composer.config.job import Job
+from composer.errors import JobError
+from composer.inputs.features import load_features
+from composer.inputs.plan import Plan, output_fps
+from composer.inputs.rects import load_rects
+from composer.inputs.sources import open_template
+from composer.live.clock import Clock, Slot, now, sleep_until
+from composer.live.reader import RowHistory, RowReader
+from composer.live.renderer import LiveRenderer, LiveTemplate
+from composer.live.stats import FrameRecord, LiveStats, SlotRecord
+from composer.live.stream import Stream, open_stream
+from composer.live.timeline import SLACK, Timeline
+from composer.model.session import Model
+from composer.runtime.threads import Supervisor, get, put
+from composer.runtime.trace import NullTracer
+
+OpenModel = Callable[[Job, tuple[int, ...]], Model]
+FINISHED = 4  # finished frames the renderer may hold ahead of the writer
+HISTORY_SECONDS = 2.0  # rows kept beyond the latency budget, for windows of rows that are still on their way
+
+
+def row_shape(job: Job) -> tuple[int, ...]:
+    """The shape of one row: ``features.row_shape``, or the rows of ``features.path``'s array.
+
+    Raises:
+        JobError: the job has no ``[features]``, or the two shapes disagree.
+    """
+    features = job.features
+    if features is None:
+        raise JobError("job key features: composer live reads feature rows from its input; state their shape "
+                       "with features.row_shape")
+    shape = features.row_shape
+    if features.path is not None:
+        rows = tuple(int(n) for n in load_features(features.path).shape[1:])
+        if shape is not None and shape != rows:
+            raise JobError(f"job key features.row_shape: {list(shape)}, but the rows of {features.path} are "
+                           f"{list(rows)}")
+        shape = rows
+    assert shape is not None, "the job checks that features has a path or a row_shape"
+    return shape
+
+
+def open_job_model(job: Job, shape: tuple[int, ...]) -> Model:
+    """The job's model for rows of ``shape``, on ``[run] threads`` (else every usable core)."""
+    window = job.features.window if job.features is not None else 1
+    return Model(job.model, feature_row_shape=shape, window=window,
+                 threads=job.run.threads or defaults.usable_cores())
+
+
+def auto_latency(frame_seconds: float, period: float) -> float:
+    """The latency budget: a row may find the renderer busy with the frame before it, then needs its own, and
+    lands up to half a period early on its slot; a further half period is the margin. Two periods at least."""
+    return max(2 * period, 2 * frame_seconds + period)
+
+
+class Live:
+    """A live run of one job, opened by :func:`open_live`: :meth:`run` streams, :meth:`stats` summarises."""
+
+    def __init__(self, plan: Plan, template: LiveTemplate, renderer: LiveRenderer, history: RowHistory,
+                 shape: tuple[int, ...], latency: float, cost: float, tracer: NullTracer) -> None:
+        self.plan, self.template, self.renderer, self.history = plan, template, renderer, history
+        self.shape, self.cost, self.tracer = shape, cost, tracer
+        self.clock = Clock(plan.fps, latency)
+        self.timeline = Timeline(self.clock)
+        self.slot: Slot[FrameRecord] = Slot()
+        self.finished: queue.Queue[tuple[FrameRecord, np.ndarray]] = queue.Queue(FINISHED)
+        self.slots: list[SlotRecord] = []
+        self.frames: list[FrameRecord] = []
+        self.busy, self.rendered_any = 0.0, 0
+        history.keep = (plan.job.features.window if plan.job.features else 1) + SLACK + math.ceil(
+            float(plan.fps) * (latency + HISTORY_SECONDS))
+
+    def run(self, fd: int, output: str) -> LiveStats:
+        """Stream the rows read from ``fd`` to ``output`` (a ``.ts`` file, ``-``, or an image folder).
+
+        Raises:
+            JobError: a malformed row (partial at the end, NaN or infinite); the stream so far is closed.
+            OutputError: the stream cannot be written.
+            KeyboardInterrupt: Ctrl-C or SIGTERM; the stream so far is closed and plays.
+        """
+        source = self.plan.source
+        reader = RowReader(fd, self.shape, self._deliver)
+        with open_stream(output, self.plan.fps, source.width, source.height, self.plan.job.output,
+                         self.plan.job.run.encoder_threads or 0) as stream:
+            try:
+                with Supervisor() as run:
+                    run.spawn("live-reader", lambda: self._read(reader, run))
+                    run.spawn("live-renderer", lambda: self._render(run))
+                    run.spawn("live-writer", lambda: self._write(stream, run))
+            finally:
+                self.slot.drain()
+        return self.stats()
+
+    def stats(self) -> LiveStats:
+        """The run's summary so far."""
+        return LiveStats(fps=float(self.plan.fps), latency=self.clock.latency, rows=self.timeline.rows,
+                         slots=list(self.slots), frames=list(self.frames), busy=(self.busy, self.rendered_any),
+                         displaced=self.timeline.displaced)
+
+    # --- the threads ---------------------------------------------------------------------------------------
+
+    def _deliver(self, index: int, row: np.ndarray, arrival: float) -> None:
+        self.history.add(index, row)
+        self.timeline.place(index, arrival)
+        self.slot.put(FrameRecord(index, arrival))  # a stale row it replaces keeps its slot, repeated there
+        self.tracer.add("read", arrival, now(), index)
+
+    def _read(self, reader: RowReader, run: Supervisor) -> None:
+        try:
+            reader.run(run.stop)
+        finally:
+            self.timeline.end()
+            self.slot.close()
+
+    def _render(self, run: Supervisor) -> None:
+        while (record := self.slot.take(run.stop)) is not None:
+            slot = self.timeline.slot_of(record.index)
+            if slot is None or self.clock.due(slot) - now() < self.cost:
+                continue  # it would be late: its slot repeats the last frame
+            began = now()
+            frame = self.renderer.render(record.index, record)
+            self.busy += now() - began
+            self.rendered_any += 1
+            put(self.finished, (record, frame), run.stop)
+
+    def _write(self, stream: Stream, run: Supervisor) -> None:
+        if not self.timeline.wait_start(run.stop):
+            return  # the input ended before its first row: an empty stream
+        waiting: dict[int, tuple[FrameRecord, np.ndarray]] = {}
+        last: np.ndarray | None = None
+        shown = (0, 0)  # (row, slot) shown last, which idle slots continue the template from
+        k = 0
+        while not self.timeline.over(k):
+            due = self.clock.due(k)
+            sleep_until(due, run.stop)
+            while not self.finished.empty():
+                record, frame = get(self.finished, run.stop)
+                waiting[record.index] = (record, frame)
+            row = self.timeline.take(k)
+            done: FrameRecord | None = None
+            if row is None:
+                kind, t = "idle", self.template.index(shown[0] + k - shown[1])
+                frame = self.template.frame(t)
+            else:
+                t, shown = self.template.index(row), (row, k)
+                for early in [r for r in waiting if r < row]:
+                    del waiting[early]  # rendered too late for a slot already written
+                if row in waiting:
+                    (done, frame), kind = waiting.pop(row), "rendered"
+                    done.due = due
+                else:
+                    kind, frame = "dropped", last if last is not None else self.template.frame(t)
+            encoded, written = stream.write(k, frame)
+            if done is not None:
+                done.encoded, done.written = encoded, written
+                self.frames.append(done)
+                self.tracer.add("encode", due, encoded, row)
+                self.tracer.add("write", encoded, written, row)
+            self.slots.append(SlotRecord(k, kind, row, t))
+            last, k = frame, k + 1
+
+
+@contextlib.contextmanager
+def open_live(job: Job, *, latency: float | None = None, tracer: NullTracer | None = None,
+              open_model: OpenModel | None = None) -> Iterator[Live]:
+    """Open a job for a live run: template in memory, rectangles checked, model loaded and timed.
+
+    Args:
+        job: the job; its ``[features]`` give the rows' shape and window, its ``[output]`` the fps and x264
+            settings (its frames and video paths are not written).
+        latency: seconds from a row's arrival to its frame's slot; None: :func:`auto_latency` of the model's time.
+        tracer: records the threads' spans.
+        open_model: opens the model for rows of a shape (the default: :func:`open_job_model`).
+
+    Raises:
+        JobError, SourceError, ModelError: as a file render's.
+    """
+    shape = row_shape(job)
+    with open_template(job.template.source) as source:
+        rects = load_rects(job.template.rects, source.count)
+        rects.check_bounds(source.width, source.height, job.template.rects)
+        plan = Plan(job=job, source=source, rects=rects, features=None, schedule=np.zeros(0, np.int64),
+                    fps=output_fps(job, source))
+        template = LiveTemplate(plan)
+        model = (open_model or open_job_model)(job, shape)
+        history = RowHistory(shape, keep=1)
+        renderer = LiveRenderer(plan, template, model, history, tracer)
+        cost = renderer.frame_seconds()
+        budget = latency if latency is not None else auto_latency(cost, float(1 / plan.fps))
+        yield Live(plan, template, renderer, history, shape, budget, cost, tracer or NullTracer())
+
