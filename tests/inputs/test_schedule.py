@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from composer.errors import JobError
-from composer.inputs.schedule import schedule, template_index
+from composer.inputs.schedule import period, schedule, template_index
 
 
 def _design(i: int, frames: int, loop: str) -> int:
@@ -75,3 +75,16 @@ def test_template_index_agrees_with_schedule(frames, loop):
     indices = [template_index(i, frames, loop) for i in range(count)]
     assert indices == order.tolist()
     assert all(type(t) is int for t in indices)
+
+
+@pytest.mark.parametrize("loop", ["pingpong", "repeat"])
+@pytest.mark.parametrize("frames", [1, 2, 5])
+def test_the_schedule_repeats_every_period(loop, frames):
+    cycle = period(frames, loop)
+    assert cycle is not None
+    full = schedule(4 * cycle + 3, frames, loop)
+    assert np.array_equal(full, schedule(cycle, frames, loop)[np.arange(len(full)) % cycle])
+
+
+def test_once_has_no_period():
+    assert period(5, "once") is None
