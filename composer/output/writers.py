@@ -21,7 +21,8 @@ import numpy as np
 from composer.errors import JobError, OutputError
 from composer.output.colour import bgr_to_i420_bt709
 
-__all__ = ["BT709_TAGS", "ImageFolderSink", "VideoSink", "check_audio", "convert_frame", "converted_shape", "partial_path"]
+__all__ = ["BT709_TAGS", "ImageFolderSink", "VideoSink", "check_audio", "convert_frame", "converted_shape",
+           "partial_path"]
 
 log = logging.getLogger("composer")
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from composer.config.job import load_job
-from composer.live.runner import Live, open_live, open_job_model
+from composer.live.runner import Live, open_job_model, open_live
 from composer.live.stats import LiveStats
 
 FPS = 10  # slow enough that a loaded test machine keeps up with a cheap model
