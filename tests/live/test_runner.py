@@ -165,3 +165,19 @@ def test_a_job_without_features_is_refused(make_job, tmp_path):
     job_file = make_job(outputs=None)
     with pytest.raises(JobError, match=r"features.row_shape"):
         live_run(job_file, tmp_path / "live", np.zeros((2, 5), np.float32))
+
+
+def test_a_job_with_only_a_row_shape_streams(make_job, tmp_path):
+    job_file = make_job(outputs=6)
+    rows = features_of(job_file)
+    job_file.write_text(job_file.read_text().replace('path = "features.npy"', "row_shape = [5]"))
+    (job_file.parent / "features.npy").unlink()
+    stats = live_run(job_file, tmp_path / "out.ts", rows)
+    assert stats.summary()["rows"] == 6 and stats.summary()["rendered"] + stats.summary()["dropped"] == 6
+
+
+def test_a_row_shape_that_disagrees_with_the_features_file_is_refused(make_job, tmp_path):
+    job_file = make_job(outputs=3)
+    job_file.write_text(job_file.read_text().replace('path = "features.npy"', 'path = "features.npy"\nrow_shape = [6]'))
+    with pytest.raises(JobError, match=r"features.row_shape: \[6\], but the rows of .* are \[5\]"):
+        live_run(job_file, tmp_path / "out.ts", features_of(job_file))
