@@ -20,8 +20,8 @@ def now() -> float:
 class Clock:
     """Slot ``k`` of the stream leaves at ``origin + latency + k / fps``.
 
-    ``origin`` is the arrival of the first row; a row arriving at ``a`` is meant for the slot nearest to
-    ``a - origin``, so it leaves about ``latency`` after it arrived (within half a frame period either way).
+    ``origin`` is the arrival of the first row, whose frame leaves in slot 0, ``latency`` later; the slot nearest to
+    ``a - origin`` leaves about ``latency`` after ``a`` (within half a frame period either way).
 
     Args:
         fps: the stream's frame rate.
@@ -43,7 +43,7 @@ class Clock:
         return self.origin + self.latency + slot * self.period
 
     def nearest(self, arrival: float) -> int:
-        """The slot meant for a row that arrived at ``arrival``."""
+        """The slot that leaves nearest to ``latency`` after ``arrival``."""
         assert self.origin is not None, "the clock starts with the first row"
         return max(0, round((arrival - self.origin) / self.period))
 

@@ -85,7 +85,7 @@ class Live:
         self.plan, self.template, self.renderer, self.history = plan, template, renderer, history
         self.shape, self.cost, self.tracer = shape, cost, tracer
         self.clock = Clock(plan.fps, latency)
-        self.timeline = Timeline(self.clock)
+        self.timeline = Timeline(self.clock, least=max(0.0, min(2 * cost, latency - self.clock.period / 2)))
         self.slot: Slot[FrameRecord] = Slot()
         self.finished: queue.Queue[tuple[FrameRecord, np.ndarray]] = queue.Queue(FINISHED)
         self.slots: list[SlotRecord] = []

@@ -1,11 +1,12 @@
 """Rows placed on the stream's slots: which slot of the stream shows which row.
 
-A row arriving at ``a`` is meant for the slot nearest to it on the clock (:meth:`Clock.nearest`), so it leaves
-about the clock's latency after it arrived; a row never shares a slot with the row before it, so jitter in the
-arrivals moves a row to the next slot rather than dropping one. A producer faster than the stream would push rows
-ever later; once a row would leave more than ``slack`` slots after the slot meant for it, it takes the previous
-row's slot instead and that row is dropped (displaced), which keeps the latency bounded. Slots that no row is
-placed on are idle: the template's own frame fills them.
+Rows follow each other slot by slot: a row goes on the slot after the previous row's as long as that slot leaves
+at least ``least`` seconds after the row arrived (the time the renderer needs). So a row that comes a little late
+(jitter) neither leaves a gap nor moves the rows after it. A row too late for that (the producer paused, or is
+slower than the stream) goes on the slot nearest to its arrival plus the clock's latency instead, and the slots
+skipped are idle: the template's own frame fills them. A producer faster than the stream would push rows ever
+later; once a row would leave more than ``slack`` slots after the one nearest to its arrival, it takes the
+previous row's slot instead and that row is dropped (displaced), which keeps the latency bounded.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ class Timeline:
 
     Args:
         clock: the stream's clock; started by the first row placed.
+        least: seconds a row's slot must leave after the row arrived for the row to follow the previous one.
         slack: see the module's docstring.
     """
 
-    def __init__(self, clock: Clock, slack: int = SLACK) -> None:
-        self.clock, self.slack = clock, slack
+    def __init__(self, clock: Clock, least: float = 0.0, slack: int = SLACK) -> None:
+        self.clock, self.least, self.slack = clock, least, slack
         self._cond = threading.Condition()
         self._row_at: dict[int, int] = {}  # slot -> row, for slots not yet written
         self._slot_of: dict[int, int] = {}  # row -> slot, for rows not yet written
@@ -43,9 +45,11 @@ class Timeline:
         with self._cond:
             if self.clock.origin is None:
                 self.clock.start(arrival)
-            meant = self.clock.nearest(arrival)
-            slot = max(meant, self._next, self._open)
-            if slot - meant > self.slack and self._last is not None and self._last[1] >= self._open:
+            nearest = self.clock.nearest(arrival)
+            slot = max(self._next, self._open)
+            if self.clock.due(slot) < arrival + self.least:
+                slot = max(slot, nearest)  # too late to follow the row before: a gap of idle slots
+            elif slot - nearest > self.slack and self._last is not None and self._last[1] >= self._open:
                 behind, slot = self._last
                 del self._slot_of[behind]
                 self.displaced += 1

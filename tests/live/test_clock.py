@@ -15,7 +15,7 @@ P = 0.1  # the period at 10 fps
 
 
 def _timeline(slack: int = 2) -> Timeline:
-    return Timeline(Clock(Fraction(10), latency=0.25), slack)
+    return Timeline(Clock(Fraction(10), latency=0.25), least=0.1, slack=slack)
 
 
 def test_clock_slots_leave_a_latency_after_the_first_row():
@@ -60,13 +60,21 @@ def test_rows_at_the_rate_take_one_slot_each():
     assert timeline.displaced == 0
 
 
-def test_a_late_row_moves_to_the_next_slot_and_the_next_row_follows_it():
+def test_a_row_a_little_late_follows_the_row_before_it():
     timeline = _timeline()
     timeline.place(0, 10.0)
-    timeline.place(1, 10.0 + 1.7 * P)  # late: meant for slot 2
-    timeline.place(2, 10.0 + 2.0 * P)  # on time, but slot 2 is taken
-    assert [timeline.slot_of(r) for r in range(3)] == [0, 2, 3]
-    assert timeline.take(1) is None  # idle
+    timeline.place(1, 10.0 + 2.4 * P)  # 1.4 periods late, but slot 1 leaves 1.1 periods after it came
+    timeline.place(2, 10.0 + 2.0 * P)
+    assert [timeline.slot_of(r) for r in range(3)] == [0, 1, 2]
+
+
+def test_a_row_too_late_for_its_slot_leaves_a_gap_and_the_rows_after_it_follow():
+    timeline = _timeline()
+    timeline.place(0, 10.0)
+    timeline.place(1, 10.0 + 2.8 * P)  # slot 1 leaves 0.7 periods after it came: less than least
+    timeline.place(2, 10.0 + 3.0 * P)
+    assert [timeline.slot_of(r) for r in range(3)] == [0, 3, 4]
+    assert timeline.take(1) is None and timeline.take(2) is None  # idle
 
 
 def test_a_burst_displaces_rows_so_no_row_leaves_more_than_slack_slots_late():
