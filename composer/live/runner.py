@@ -18,6 +18,7 @@ import contextlib
 import math
 import queue
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -32,9 +33,11 @@ from composer.live.clock import Clock, Slot, now, sleep_until
 from composer.live.reader import RowHistory, RowReader
 from composer.live.renderer import LiveRenderer, LiveTemplate
 from composer.live.stats import FrameRecord, LiveStats, SlotRecord
-from composer.live.stream import Stream, open_stream
+from composer.live.stream import STDOUT, Stream, is_ts, open_stream
 from composer.live.timeline import SLACK, Timeline
 from composer.model.session import Model
+from composer.output.lock import OutputLock
+from composer.output.safety import Output, check_paths, job_inputs
 from composer.runtime.threads import Supervisor, get, put
 from composer.runtime.trace import NullTracer
 
@@ -98,14 +101,20 @@ class Live:
         """Stream the rows read from ``fd`` to ``output`` (a ``.ts`` file, ``-``, or an image folder).
 
         Raises:
-            JobError: a malformed row (partial at the end, NaN or infinite); the stream so far is closed.
-            OutputError: the stream cannot be written.
+            JobError: a malformed row (partial at the end, NaN or infinite); the stream so far is closed. Or
+                ``output`` would overwrite an input.
+            OutputError: the stream cannot be written, or another run writes it.
             KeyboardInterrupt: Ctrl-C or SIGTERM; the stream so far is closed and plays.
         """
-        source = self.plan.source
+        source, job = self.plan.source, self.plan.job
         reader = RowReader(fd, self.shape, self._deliver)
-        with open_stream(output, self.plan.fps, source.width, source.height, self.plan.job.output,
-                         self.plan.job.run.encoder_threads or 0) as stream:
+        with contextlib.ExitStack() as held:
+            if output != STDOUT:
+                check_paths(job_inputs(job), [Output("--output", output, folder=not is_ts(output))])
+                held.enter_context(OutputLock(Path(output)))  # one run at a time writes a stream
+            stream = open_stream(output, self.plan.fps, source.width, source.height, job.output,
+                                 job.run.encoder_threads or 0)
+            held.push(stream)  # closed (so that it plays) however the block ends
             try:
                 with Supervisor() as run:
                     run.spawn("live-reader", lambda: self._read(reader, run))

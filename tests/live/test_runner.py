@@ -181,3 +181,17 @@ def test_a_row_shape_that_disagrees_with_the_features_file_is_refused(make_job, 
     job_file.write_text(job_file.read_text().replace('path = "features.npy"', 'path = "features.npy"\nrow_shape = [6]'))
     with pytest.raises(JobError, match=r"features.row_shape: \[6\], but the rows of .* are \[5\]"):
         live_run(job_file, tmp_path / "out.ts", features_of(job_file))
+
+
+def test_a_stream_another_run_writes_is_refused(make_job, tmp_path):
+    from composer.output.lock import OutputLock
+
+    job_file = make_job(outputs=3)
+    with OutputLock(tmp_path / "out.ts"), pytest.raises(OutputError, match=r"another composer run"):
+        live_run(job_file, tmp_path / "out.ts", features_of(job_file))
+
+
+def test_a_stream_over_an_input_is_refused_by_the_library_too(make_job):
+    job_file = make_job(outputs=3)
+    with pytest.raises(JobError, match=r"--output"):
+        live_run(job_file, job_file.parent / "template", features_of(job_file))
