@@ -379,7 +379,8 @@ def load_job(path: Path, overrides: Mapping[str, Mapping[str, Any]] | None = Non
         if not isinstance(table, dict):
             raise JobError(f"job key {section}: expected a table [{section}]")
         for key, value in values.items():
-            if value == "" and _SCHEMA.get(section, {}).get(key, (None,))[0] not in _SWITCHES:
+            known = _SCHEMA.get(section, {}).get(key)
+            if value == "" and known is not None and known[0] not in _SWITCHES:
                 table.pop(key, None)  # `--set template.video=` clears the key, for another to take its place
                 continue
             if f"{section}.{key}" in PATH_KEYS and isinstance(value, str) and value:

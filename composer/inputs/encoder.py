@@ -75,7 +75,7 @@ def input_problem(shape: list[object], type_name: str) -> str | None:
     """What is wrong with an encoder's first input for ``[1, S]`` float32 PCM, or None."""
     if type_name != "tensor(float)":
         return f"first input is {type_name}; the encoder takes float32 PCM [1, S]"
-    if len(shape) != 2 or shape[0] not in (1, None) and not isinstance(shape[0], str):
+    if len(shape) != 2 or (shape[0] not in (1, None) and not isinstance(shape[0], str)):
         return f"first input has shape {shape}; the encoder takes mono PCM [1, S]"
     return None
 

@@ -158,3 +158,8 @@ def test_the_demo_says_once_which_provider_runs_the_model(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("runs on CPUExecutionProvider") == 1, result.stderr
     assert "features: encoding speech.wav with encoder.onnx" in result.stderr
+
+
+def test_an_empty_set_of_an_unknown_key_is_still_refused(make_job):
+    result = _invoke("run", make_job(), "-q", "--set", "model.typo=")
+    assert result.exit_code == 2 and "model.typo: unknown key" in _one_line(result)
