@@ -25,7 +25,7 @@ from typing import Any
 from composer.config.defaults import EncoderLayout, usable_cores
 from composer.config.job import Job
 from composer.errors import JobError, OutputError
-from composer.inputs.digest import content_digest
+from composer.inputs.digest import content_digest, file_digest
 from composer.version import __version__
 
 SEGMENT_FRAMES = 100  # frames per video segment: what an interrupt can lose, at most, and the encoders' unit
@@ -58,12 +58,15 @@ def video_encoding(layout: EncoderLayout, lanes: int = 1) -> dict[str, Any]:
             "lanes": lanes if layout.per_lane else None, "cores": usable_cores() if own else None}
 
 
-def fingerprint(job: Job, count: int, video: dict[str, Any] | None = None) -> Fingerprint:
+def fingerprint(job: Job, count: int, video: dict[str, Any] | None = None, rows: Path | None = None) -> Fingerprint:
     """Everything that decides the output's bytes, by name: each input's content (template, rectangles,
     features or the audio and encoder they are made from, model and encoder with their external data, audio),
     every key of ``[template]``, ``[features]``, ``[model]``, ``[composite]`` and ``[output]`` but the output paths,
     ``[run] loop``, the frame count, the segment length, the ``video`` encoding (:func:`video_encoding`) and
     composer's version.
+
+    ``rows``: the file of features made from audio (1.1), whose content counts too, so that a resumed run uses
+    the very rows the interrupted one did (an encoder run by another ONNX Runtime may round them differently).
 
     The job file counts through these settings rather than its bytes: a comment, or a ``[run]`` key that only
     changes the speed (batch, workers, chunk, memory), leaves the output and so the fingerprint as they were.
@@ -80,6 +83,8 @@ def fingerprint(job: Job, count: int, video: dict[str, Any] | None = None) -> Fi
             if key in _OUTPUT_PATHS:
                 continue
             parts[key] = content_digest(value, model=key in _MODELS) if isinstance(value, Path) else value
+    if rows is not None:
+        parts["features.rows"] = file_digest(rows)
     normal: Fingerprint = json.loads(json.dumps(parts, default=str))  # as a manifest reads it back
     return normal
 

@@ -246,3 +246,17 @@ def test_the_resume_fingerprint_holds_the_encoder_and_audio_content(audio_job, e
     changed = fingerprint(load_job(audio_job, {"features": {"encoder": str(copy)}}), 25)
     assert before["features.encoder"] != changed["features.encoder"]
     assert before["features.audio"] == changed["features.audio"] != "missing"
+
+
+def test_a_resume_needs_the_same_rows(audio_job):
+    """The fingerprint holds the content of the encoded rows, not only of what they were made from."""
+    from composer.inputs.plan import open_plan
+    from composer.output.resume import fingerprint
+
+    job = load_job(audio_job)
+    with open_plan(job) as plan:
+        rows = Path(plan.features.filename)  # type: ignore[union-attr]
+        first = fingerprint(job, plan.count, rows=rows)
+    assert rows.parent == audio_job.parent / "out" and rows.name.startswith(CACHE_PREFIX)
+    np.save(rows, np.load(rows) + 1e-3)  # the same inputs, other rows (another ONNX Runtime's rounding, say)
+    assert fingerprint(job, 25, rows=rows)["features.rows"] != first["features.rows"]
