@@ -4,7 +4,8 @@
 ``[F // g, g, D]`` (the rows of an incomplete last frame dropped). The rows are written to disk as the encoder
 returns them, and the ``.npy`` file assembled from there in blocks: memory does not grow with the audio.
 
-A render keeps the features in a hidden file beside its output, named by a digest of the audio's and the
+A render keeps the features in a hidden file beside its output (its video, else in its frames folder), named by
+the output and a digest of the audio's and the
 encoder's content and of every setting that changes the rows, so a second render of the same audio reads them
 back instead of running the encoder again.
 """
@@ -29,9 +30,9 @@ from composer.inputs.audio import decode_mono
 from composer.inputs.digest import content_digest
 from composer.inputs.encoder import AudioEncoder, encode_rows
 
-__all__ = ["CACHE_PREFIX", "cached_features", "features_folder", "rows_per_frame", "write_features"]
+__all__ = ["CACHE_PREFIX", "cached_features", "features_cache", "rows_per_frame", "write_features"]
 
-CACHE_PREFIX = ".composer-features-"
+CACHE_PREFIX = ".composer-features-"  # in a frames folder; beside a video: .NAME.features-
 _FORMAT = 1  # bump when the rows written for the same inputs change
 _COPY_BYTES = 1 << 22
 log = logging.getLogger("composer")
@@ -103,12 +104,13 @@ def _writing(target: Path) -> Iterator[None]:
         raise OutputError(f"{target}: cannot write the features: {exc.strerror or exc}") from exc
 
 
-def features_folder(job: Job) -> Path:
-    """Where a render keeps its audio features: beside its video, else in its frames folder."""
+def features_cache(job: Job) -> Path:
+    """Where a render keeps its audio features: a prefix beside its video (``.NAME.mp4.features-``), else in its
+    frames folder (``.composer-features-``); the digest of :func:`cache_key` and ``.npy`` complete the name."""
     if job.output.video is not None:
-        return job.output.video.parent
+        return job.output.video.parent / f".{job.output.video.name}.features-"
     assert job.output.frames is not None
-    return job.output.frames
+    return job.output.frames / CACHE_PREFIX
 
 
 def cache_key(spec: FeaturesSpec, fps: Fraction) -> str:
@@ -121,10 +123,12 @@ def cache_key(spec: FeaturesSpec, fps: Fraction) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def cached_features(spec: FeaturesSpec, fps: Fraction, folder: Path) -> Path:
-    """The features of ``spec.audio`` at ``fps``, from ``folder``'s cache or encoded into it.
+def cached_features(spec: FeaturesSpec, fps: Fraction, prefix: Path) -> Path:
+    """The features of ``spec.audio`` at ``fps``: the file ``prefix`` + digest + ``.npy`` (:func:`features_cache`),
+    read when it is there, else encoded into it.
 
-    Features cached there for other audio, encoders or settings are removed once the new ones are written.
+    Features cached under the same prefix for other audio, encoders or settings are removed once the new ones are
+    written; another output's, in the same folder, are left alone.
 
     Raises:
         As :func:`write_features`.
@@ -135,7 +139,8 @@ def cached_features(spec: FeaturesSpec, fps: Fraction, folder: Path) -> Path:
     if not spec.encoder.is_file():
         raise JobError(f"{spec.encoder}: no such encoder file (features.encoder)")
     rows_per_frame(spec.rows_per_second, fps)
-    path = folder / f"{CACHE_PREFIX}{cache_key(spec, fps)[:32]}.npy"
+    folder = prefix.parent
+    path = folder / f"{prefix.name}{cache_key(spec, fps)[:32]}.npy"
     if path.is_file():
         log.info("features: %s, encoded earlier, from %s", spec.audio.name, path)
         return path
@@ -146,7 +151,7 @@ def cached_features(spec: FeaturesSpec, fps: Fraction, folder: Path) -> Path:
     log.info("features: encoding %s with %s", spec.audio.name, spec.encoder.name)
     shape = write_features(spec, fps, path)
     log.info("features: %d frames of %d x %d encoder rows, kept in %s", *shape, path)
-    for old in folder.glob(f"{CACHE_PREFIX}*.npy"):
-        if old != path:
+    for old in folder.iterdir():
+        if old.name.startswith(prefix.name) and old.suffix == ".npy" and old != path:
             old.unlink(missing_ok=True)
     return path

@@ -14,7 +14,7 @@ from composer.config import defaults
 from composer.config.job import Job
 from composer.config.limits import MAX_FPS, MIN_FPS
 from composer.errors import JobError
-from composer.inputs.audio_features import cached_features, features_folder
+from composer.inputs.audio_features import cached_features, features_cache
 from composer.inputs.features import load_features
 from composer.inputs.rects import Rects, load_rects
 from composer.inputs.schedule import schedule
@@ -80,7 +80,7 @@ def open_plan(job: Job, frames: int | None = None) -> Iterator[Plan]:
             raise JobError(f"{job.template.source}: the template's frame rate {fps} is outside {MIN_FPS} to "
                            f"{MAX_FPS} fps; set output.fps")
         if spec is not None and spec.audio is not None:
-            features = load_features(cached_features(spec, fps, features_folder(job)))
+            features = load_features(cached_features(spec, fps, features_cache(job)))
         count = len(features) if features is not None else source.count
         preview = frames is not None and frames < count
         if frames is not None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from composer.config.job import Job
-from composer.inputs.audio_features import cached_features, features_folder
+from composer.inputs.audio_features import cached_features, features_cache
 from composer.inputs.features import load_features
 from composer.inputs.plan import DEFAULT_FPS
 from composer.inputs.sources import open_template
@@ -52,7 +52,7 @@ def trial_job(job: Job, frames: int | None, folder: Path) -> Job:
     if features is not None and features.audio is not None:  # encoded once, beside the job's own output
         with open_template(job.template.source) as source:
             fps = job.output.fps or source.fps or DEFAULT_FPS
-        path = cached_features(features, fps, features_folder(job))
+        path = cached_features(features, fps, features_cache(job))
         features = dataclasses.replace(features, path=path, audio=None, encoder=None)
     if features is not None and features.path is not None and frames is not None:
         rows = load_features(features.path)

@@ -196,14 +196,14 @@ def test_a_job_renders_from_audio_and_a_second_render_does_not_encode(audio_job,
     job = load_job(audio_job, {"output": {"video": str(audio_job.parent / "out.mp4")}})
     assert job.output.audio == audio_job.parent / "speech.wav"  # the features' audio is muxed
     assert render(job).frames == 25 and len(calls) == 1
-    cached = list(audio_job.parent.glob(f"{CACHE_PREFIX}*.npy"))
+    cached = list(audio_job.parent.glob(".out.mp4.features-*.npy"))
     assert len(cached) == 1
     assert render(job).frames == 25 and len(calls) == 1  # from the cache
     with av.open(str(audio_job.parent / "out.mp4")) as container:
         assert len(container.streams.audio) == 1
 
 
-def test_changed_audio_is_encoded_again_and_the_old_cache_removed(audio_job):
+def test_changed_audio_is_encoded_again_and_the_old_cache_removed(audio_job, tmp_path):
     from composer.rendering.render import render
 
     job = load_job(audio_job)
@@ -213,6 +213,9 @@ def test_changed_audio_is_encoded_again_and_the_old_cache_removed(audio_job):
     render(job, overwrite=True)
     second = list((audio_job.parent / "out").glob(f"{CACHE_PREFIX}*.npy"))
     assert len(first) == len(second) == 1 and first != second
+    other = load_job(audio_job, {"output": {"frames": "", "video": str(audio_job.parent / "out" / "v.mp4")}})
+    render(other)  # another output in the same folder keeps its own features, and leaves the others alone
+    assert len(list((audio_job.parent / "out").glob(".v.mp4.features-*.npy"))) == 1 and second[0].exists()
 
 
 def test_output_audio_says_otherwise(audio_job, tmp_path):
@@ -257,6 +260,6 @@ def test_a_resume_needs_the_same_rows(audio_job):
     with open_plan(job) as plan:
         rows = Path(plan.features.filename)  # type: ignore[union-attr]
         first = fingerprint(job, plan.count, rows=rows)
-    assert rows.parent == audio_job.parent / "out" and rows.name.startswith(CACHE_PREFIX)
+    assert rows.parent == audio_job.parent / "out" and rows.name.startswith(CACHE_PREFIX)  # the frames folder
     np.save(rows, np.load(rows) + 1e-3)  # the same inputs, other rows (another ONNX Runtime's rounding, say)
     assert fingerprint(job, 25, rows=rows)["features.rows"] != first["features.rows"]
