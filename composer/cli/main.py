@@ -16,7 +16,7 @@ import click
 from composer import __version__
 from composer.cli.common import OneLineGroup, frame_size, overrides, positive_or_auto, reports_errors
 from composer.config.job import Job, load_job
-from composer.config.limits import MAX_BATCH, MAX_DEMO_FRAMES, MAX_THREADS
+from composer.config.limits import MAX_BATCH, MAX_DEMO_FRAMES, MAX_FRAMES, MAX_THREADS
 from composer.rendering.observer import ProgressBar, RenderStats
 from composer.runtime.trace import Tracer
 
@@ -30,7 +30,8 @@ log = logging.getLogger("composer")
 def main(debug: bool) -> None:
     """Render videos in which an ONNX model repaints one region of every frame.
 
-    Start with `composer demo`, then write a job file (see configs/) and `composer run JOB.toml`.
+    Start with `composer demo`; then `composer init DIR` writes a commented job file to edit, and
+    `composer run DIR/job.toml` renders it.
     """
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="composer: %(message)s")
 
@@ -60,7 +61,7 @@ def _summary(job: Job, stats: RenderStats) -> str:
 
 
 def _render(job: Job, reference: bool, quiet: bool, resume: bool = False,
-            tracer: Tracer | None = None) -> RenderStats:
+            tracer: Tracer | None = None, count: int | None = None, overwrite: bool = False) -> RenderStats:
     from composer.rendering.reference import render_reference
     from composer.rendering.render import render
 
@@ -68,8 +69,8 @@ def _render(job: Job, reference: bool, quiet: bool, resume: bool = False,
         log.setLevel(logging.INFO)  # say which execution provider runs the model
     observer = ProgressBar(enabled=None if not quiet else False, label="reference" if reference else "render")
     if reference:
-        return render_reference(job, observer, resume=resume)
-    return render(job, observer, tracer=tracer, resume=resume)
+        return render_reference(job, observer, resume=resume, frames=count, overwrite=overwrite)
+    return render(job, observer, tracer=tracer, resume=resume, frames=count, overwrite=overwrite)
 
 
 @main.command()
@@ -86,14 +87,19 @@ def _render(job: Job, reference: bool, quiet: bool, resume: bool = False,
               help="Override any job key, e.g. --set output.fps=30000/1001 (repeatable).")
 @click.option("-r", "--resume", is_flag=True,
               help="Continue an interrupted run of the same job; the result is identical to an uninterrupted one.")
+@click.option("-n", "--first", "count", type=click.IntRange(1, MAX_FRAMES), metavar="N",
+              help="Render only the first N output frames (a preview), each as the whole job renders it.")
+@click.option("--overwrite", is_flag=True,
+              help="Remove the numbered images an earlier, longer run left in the frames folder (only those) "
+                   "instead of refusing to start.")
 @click.option("--trace", "trace_file", type=click.Path(dir_okay=False),
               help="Write every stage's spans as a Chrome trace (open it in ui.perfetto.dev) and a PNG timeline "
                    "beside it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 @reports_errors
 def run(job_file: Path, reference: bool, batch: int | None, workers: int | None, chunk: int | str | None,
-        frames: str | None, video: str | None, settings: tuple[str, ...], resume: bool, trace_file: str | None,
-        quiet: bool) -> None:
+        frames: str | None, video: str | None, settings: tuple[str, ...], resume: bool, count: int | None,
+        overwrite: bool, trace_file: str | None, quiet: bool) -> None:
     """Render the job described by the TOML file JOB.
 
     Ctrl-C (or SIGTERM) stops promptly and keeps every finished image and video segment; run the same
@@ -107,7 +113,7 @@ def run(job_file: Path, reference: bool, batch: int | None, workers: int | None,
     job = load_job(job_file, overrides(batch, workers, chunk, frames, video, settings))
     check_job(job, trace_outputs(trace_file))  # before the template and the model are opened
     tracer = Tracer() if trace_file is not None else None
-    stats = _render(job, reference, quiet, resume, tracer)
+    stats = _render(job, reference, quiet, resume, tracer, count, overwrite)
     if tracer is not None and trace_file is not None:
         emit_trace(tracer, Path(trace_file), f"{job_file.name}: the processor's threads, {stats.frames} frames")
     if not quiet:
@@ -123,14 +129,15 @@ def run(job_file: Path, reference: bool, batch: int | None, workers: int | None,
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @reports_errors
 def demo(out_dir: Path, count: int, size: tuple[int, int], quiet: bool) -> None:
-    """Make a synthetic talking-head job (template, rectangles, audio features, U-Net) and render it."""
+    """Make a synthetic talking-head job (template, rectangles, speech, audio encoder, U-Net) and render it: the
+    encoder turns the speech into the features, and the speech is muxed into the video."""
     from composer.tools.demo import make_demo_assets
 
     if not quiet:
         _say(f"writing demo inputs to {out_dir} ...")
     job_path = make_demo_assets(out_dir, frames=count, size=size)
     job = load_job(job_path)
-    stats = _render(job, False, quiet)
+    stats = _render(job, False, quiet, overwrite=True)  # the demo's own frames folder, of any earlier length
     _say(f"job file: {job_path}")
     _say(f"frames:   {job.output.frames}")
     _say(f"video:    {job.output.video}")
@@ -142,9 +149,12 @@ def demo(out_dir: Path, count: int, size: tuple[int, int], quiet: bool) -> None:
 
 def _register() -> None:
     from composer.cli.live import live
+    from composer.cli.assets import features, init
     from composer.cli.measure import profile, sweep
     from composer.cli.tools import inspect_command, rects
 
+    main.add_command(features)
+    main.add_command(init)
     main.add_command(rects)
     main.add_command(inspect_command)
     main.add_command(profile)

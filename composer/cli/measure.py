@@ -234,7 +234,8 @@ def sweep(job_file: Path, modes: str, batches: tuple[int, ...], workers: tuple[i
     _check_outputs(job, [*reports, *pictures])
     progress = not quiet and sys.stderr.isatty()
     result = run_sweep(job, batches, workers, threads or (None,), repeats, frames, progress=progress,
-                       lanes=lanes or (None,), confirm=confirm, modes=[m.strip() for m in modes.split(",")])
+                       lanes=lanes or (None,), confirm=confirm, modes=[m.strip() for m in modes.split(",")],
+                       say=None if quiet else lambda line: click.echo(f"composer: {line}", err=True))
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.text())
     drawn = draw_heatmap(result, picture) if picture is not None else None
     if picture is not None and drawn is None:

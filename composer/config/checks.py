@@ -66,6 +66,19 @@ def integer(minimum: int, maximum: int, why: str = "") -> Check:
     return check
 
 
+def number(minimum: float, maximum: float) -> Check:
+    """A finite number (integer or float) in ``minimum .. maximum``, as a float."""
+
+    def check(key: str, value: Any, base: Path) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise fail(key, f"expected a number, got {type_name(value)} {shown(value)}")
+        if not minimum <= value <= maximum:
+            raise fail(key, f"must be from {minimum:g} to {maximum:g}, got {shown(value)}")
+        return float(value)
+
+    return check
+
+
 def choice(options: Iterable[str]) -> Check:
     options = tuple(options)
 

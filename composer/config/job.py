@@ -28,23 +28,31 @@ from composer.config.checks import (
     inputs,
     integer,
     mask,
+    number,
     optional_file_path,
     optional_output_file,
     shown,
     type_name,
 )
+from composer.config.features import check_audio_features
 from composer.config.limits import (
     MAX_BATCH,
+    MAX_CHUNK_SECONDS,
     MAX_CRF,
     MAX_CROP,
     MAX_ENCODER_THREADS,
     MAX_ENCODERS,
     MAX_FRAMES,
     MAX_JOB_BYTES,
+    MAX_OVERLAP_SECONDS,
     MAX_QUALITY,
+    MAX_ROWS_PER_SECOND,
+    MAX_SAMPLE_RATE,
     MAX_THREADS,
     MAX_THREADS_IN_ALL,
     MAX_WINDOW,
+    MIN_CHUNK_SECONDS,
+    MIN_SAMPLE_RATE,
     X264_PRESETS,
     check_nesting,
 )
@@ -71,15 +79,22 @@ class TemplateSpec:
 
 @dataclass(frozen=True)
 class FeaturesSpec:
-    """Per-output-frame conditioning (one row per output frame).
+    """Per-output-frame conditioning (one row per output frame): a ``.npy`` file at ``path``, or made from
+    ``audio`` by the ONNX audio ``encoder`` (docs/design.md 1.1)."""
 
-    ``row_shape`` states one row's shape where no file gives it: ``composer live`` reads rows from its standard
-    input. A job with only ``row_shape`` has no features for ``composer run``.
-    """
-
-    path: Path | None
+    path: Path | None = None
     window: int = 8
-    row_shape: tuple[int, ...] | None = None
+    audio: Path | None = None
+    encoder: Path | None = None
+    sample_rate: int = 16_000  # the encoder's input rate
+    rows_per_second: int = 50  # the encoder's output rows per second of audio
+    chunk_seconds: float = 60.0  # audio encoded in one call at most
+    overlap_seconds: float = 1.0  # context on each side of a chunk whose rows are dropped
+
+    @property
+    def hop(self) -> int:
+        """Samples per encoder row: ``sample_rate / rows_per_second`` (checked to be whole)."""
+        return self.sample_rate // self.rows_per_second
 
 
 @dataclass(frozen=True)
@@ -181,8 +196,17 @@ def row_shape(key: str, value: Any, base: Path) -> tuple[int, ...]:
 # section -> key -> (check, required)
 _SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
     "template": {"video": (file_path, False), "frames": (file_path, False), "rects": (file_path, True)},
-    "features": {"path": (file_path, False), "window": (integer(1, MAX_WINDOW), False),
-                 "row_shape": (row_shape, False)},
+    "features": {
+        "path": (file_path, False),
+        "window": (integer(1, MAX_WINDOW), False),
+        "audio": (file_path, False),
+        "encoder": (file_path, False),
+        "sample_rate": (integer(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE), False),
+        "rows_per_second": (integer(1, MAX_ROWS_PER_SECOND), False),
+        "chunk_seconds": (number(MIN_CHUNK_SECONDS, MAX_CHUNK_SECONDS), False),
+        "overlap_seconds": (number(0, MAX_OVERLAP_SECONDS), False),
+        "row_shape": (row_shape, False),
+    },
     "model": {
         "path": (file_path, True),
         "crop": (integer(1, MAX_CROP, "H.264's widest frame"), True),
@@ -220,6 +244,7 @@ _SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
     },
 }
 _REQUIRED_SECTIONS = ("template", "model")
+_SWITCHES = (optional_file_path, optional_output_file)  # keys an empty value switches off rather than clears
 PATH_KEYS = frozenset(
     f"{section}.{key}"
     for section, keys in _SCHEMA.items()
@@ -269,11 +294,13 @@ def job_from_dict(raw: Mapping[str, Any], path: Path) -> Job:
         raise fail("model.mask", f"[{x}, {y}, {w}, {h}] reaches outside the {window} x {window} model window "
                                  "(crop - 2 * border)")
     features = _section(raw, "features", base)
-    if features is not None and "path" not in features and "row_shape" not in features:
-        raise fail("features.path", "missing (or features.row_shape, the shape of a row that composer live reads)")
+    if features is not None:
+        check_audio_features(features)
     composite = _section(raw, "composite", base) or {}
     output = _section(raw, "output", base) or {}
     run = _section(raw, "run", base) or {}
+    if features is not None and "audio" in features and "audio" not in output:
+        output["audio"] = features["audio"]  # the speech the features come from is the video's sound
     if composite.get("blend") == "feather" and composite.get("feather", 0) == 0:
         raise fail("composite.feather", "must be > 0 when composite.blend = \"feather\"")
     _check_threads_in_all(run)
@@ -286,6 +313,14 @@ def job_from_dict(raw: Mapping[str, Any], path: Path) -> Job:
         output=OutputSpec(**output),
         run=RunSpec(**run),
     )
+
+
+def features_spec(table: Mapping[str, Any], base: Path) -> FeaturesSpec:
+    """A ``[features]`` table checked as in a job file (relative paths against ``base``)."""
+    values = _section({"features": table}, "features", base)
+    assert values is not None
+    check_audio_features(values)
+    return FeaturesSpec(**values)
 
 
 def _parse_toml(text: str, where: str) -> dict[str, Any]:
@@ -359,6 +394,10 @@ def load_job(path: Path, overrides: Mapping[str, Mapping[str, Any]] | None = Non
         if not isinstance(table, dict):
             raise JobError(f"job key {section}: expected a table [{section}]")
         for key, value in values.items():
+            known = _SCHEMA.get(section, {}).get(key)
+            if value == "" and known is not None and known[0] not in _SWITCHES:
+                table.pop(key, None)  # `--set template.video=` clears the key, for another to take its place
+                continue
             if f"{section}.{key}" in PATH_KEYS and isinstance(value, str) and value:
                 # absolute, keeping a trailing slash for the check of a file's name to see
                 value = str(Path(value).expanduser().absolute()) + ("/" if value.endswith(("/", os.sep)) else "")

@@ -47,6 +47,17 @@ MAX_CROP = 8192
 MAX_SIDE = 8192
 # Feature rows per output frame (seconds of audio features at 25 rows a second: 160 s).
 MAX_WINDOW = 4096
+# Audio features made by an encoder (docs/design.md 1.1). Rates: 8 kHz telephone speech to 384 kHz, the highest
+# PCM rate audio files carry. Rows a second: hubert and wenet give 25-100; 1000 is one a millisecond.
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 384_000
+MAX_ROWS_PER_SECOND = 1000
+# Audio encoded in one call: at least a tenth of a second; at most 10 minutes (a transformer encoder's memory
+# grows with the square of its input, and 10 minutes of 16 kHz float32 is already 38 MB in one tensor).
+MIN_CHUNK_SECONDS = 0.1
+MAX_CHUNK_SECONDS = 600.0
+# Context on each side of a chunk: a minute is more than any speech encoder looks at.
+MAX_OVERLAP_SECONDS = 60.0
 # Channel groups stacked into the model's image input ("crop", "masked", ...).
 MAX_INPUT_GROUPS = 16
 

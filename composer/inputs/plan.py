@@ -14,6 +14,7 @@ from composer.config import defaults
 from composer.config.job import Job
 from composer.config.limits import MAX_FPS, MIN_FPS
 from composer.errors import JobError
+from composer.inputs.audio_features import cached_features, features_cache
 from composer.inputs.features import load_features
 from composer.inputs.rects import Rects, load_rects
 from composer.inputs.schedule import schedule
@@ -34,6 +35,7 @@ class Plan:
     features: np.ndarray | None
     schedule: np.ndarray  # template frame of each output frame
     fps: Fraction
+    preview: bool = False  # only the first output frames of the job are rendered
 
     @property
     def count(self) -> int:
@@ -56,8 +58,11 @@ class Plan:
 
 
 @contextlib.contextmanager
-def open_plan(job: Job) -> Iterator[Plan]:
+def open_plan(job: Job, frames: int | None = None) -> Iterator[Plan]:
     """Open and check a job's inputs; the template is closed on exit.
+
+    ``frames``: render only the first output frames (a preview), each as the whole job renders it. Features made
+    from audio (``features.audio``) are encoded here, or read from the cache beside the output.
 
     Raises:
         JobError: an input is missing, malformed or does not fit the others.
@@ -65,17 +70,24 @@ def open_plan(job: Job) -> Iterator[Plan]:
     """
     if job.output.frames is None and job.output.video is None:
         raise JobError("job key output: nothing to write; set output.frames and/or output.video")
-    if job.features is not None and job.features.path is None:
+    spec = job.features
+    if spec is not None and spec.path is None and spec.audio is None:
         raise JobError("job key features.path: missing; features.row_shape alone serves composer live, which reads "
                        "the rows from its standard input")
-    features = load_features(job.features.path) if job.features is not None and job.features.path else None
+    features = load_features(spec.path) if spec is not None and spec.path is not None else None
     with open_template(job.template.source) as source:
         rects = load_rects(job.template.rects, source.count)
         rects.check_bounds(source.width, source.height, job.template.rects)
+        fps = output_fps(job, source)
+        if spec is not None and spec.audio is not None:
+            features = load_features(cached_features(spec, fps, features_cache(job)))
         count = len(features) if features is not None else source.count
+        preview = frames is not None and frames < count
+        if frames is not None:
+            count = min(count, frames)
         order = schedule(count, source.count, job.run.loop)
-        yield Plan(job=job, source=source, rects=rects, features=features, schedule=order,
-                   fps=output_fps(job, source))
+        yield Plan(job=job, source=source, rects=rects, features=features, schedule=order, fps=fps,
+                   preview=preview)
 
 
 def output_fps(job: Job, source: TemplateSource) -> Fraction:

@@ -63,7 +63,9 @@ def row_shape(job: Job) -> tuple[int, ...]:
             raise JobError(f"job key features.row_shape: {list(shape)}, but the rows of {features.path} are "
                            f"{list(rows)}")
         shape = rows
-    assert shape is not None, "the job checks that features has a path or a row_shape"
+    if shape is None:
+        raise JobError("job key features.row_shape: missing; composer live reads feature rows from its input, not "
+                       "from features.audio, and needs their shape")
     return shape
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -226,7 +226,8 @@ class Sweep:
 
 def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads: Sequence[int | None] = (None,),
               repeats: int = 3, frames: int | None = DEFAULT_FRAMES, progress: bool = False,
-              lanes: Sequence[int | None] = (None,), confirm: int = 0, modes: Sequence[str] = ("pipeline",)) -> Sweep:
+              lanes: Sequence[int | None] = (None,), confirm: int = 0, modes: Sequence[str] = ("pipeline",),
+              say: Callable[[str], None] | None = None) -> Sweep:
     """Render ``job`` at every point of modes x batches x workers x lanes x threads, ``repeats`` times each.
 
     Args:
@@ -241,6 +242,7 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
         confirm: runs each of the best point and the job's own settings, in turns after the grid, when they
             differ.
         modes: the renderers (:data:`MODES`); the segment renderer's points leave ``workers`` out.
+        say: told, in one line before the first render, how many renders the sweep will run.
 
     Raises:
         JobError: an empty grid or a value below 1.
@@ -268,6 +270,10 @@ def run_sweep(job: Job, batches: Sequence[int], workers: Sequence[int], threads:
                    for n, t in itertools.product(lanes, threads)]
         points += [Point(b, w, m.lanes, m.threads) for b, w, m in itertools.product(batches, workers, layouts)]
     points = list(dict.fromkeys(points))
+    if say is not None:
+        confirming = f", then {2 * confirm} more to confirm the best point" if confirm else ""
+        say(f"sweep: {len(points)} points x {repeats} repeats = {len(points) * repeats} renders of "
+            f"{frames or 'all'} frames{confirming}; a smaller grid: --modes, --batch, --workers, --repeats, -n")
     trials: dict[Point, list[Trial]] = {p: [] for p in points}
     confirmation = None
     with scratch_folder(job) as folder, tqdm(total=len(points) * repeats, desc="sweep", unit="run",

@@ -232,7 +232,7 @@ class Model:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{path}: cannot load the model: {first}") from None
         self.provider = self.session.get_providers()[0]
-        log.info("model %s runs on %s", path.name, self.provider)
+        log.debug("model %s: a session on %s", path.name, self.provider)  # the render says it once, at info
         if spec.provider != "auto" and self.provider != providers[0]:
             _fell_back(spec.provider, providers[0], path, self.provider)
         inputs = [(i.name, list(i.shape)) for i in self.session.get_inputs()]

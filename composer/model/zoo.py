@@ -25,7 +25,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from composer.errors import ModelError
 
-__all__ = ["build_elementwise", "build_light", "build_unet"]
+__all__ = ["build_audio_encoder", "build_elementwise", "build_light", "build_unet"]
 
 _OPSET = 17
 # IR 8 loads in every onnxruntime since 1.12; the onnx package would otherwise stamp its own, newer IR,
@@ -298,3 +298,52 @@ def build_light(
         x = g.op("Add", [x, g.op("Mul", [mean, g.const(np.array(0.5, np.float32), "d")])])
     g.op("Sigmoid", [x], output="output")
     return g.save(path, "light", inputs, window)
+
+
+# hubert's convolutional feature front end: (kernel, stride) per layer, 400 samples seen and 320 between rows.
+_AUDIO_LAYERS = ((10, 5), (3, 2), (3, 2), (3, 2), (3, 2), (2, 2), (2, 2))
+_AUDIO_PAD = 40  # samples of zeros on each side: floor(S / 320) rows for S samples, each centred on its hop
+
+
+def build_audio_encoder(path: str | Path, *, dim: int = 512, channels: int = 32, seed: int = 0) -> Path:
+    """Builds an audio encoder shaped like hubert's feature front end: strided 1-D convolutions over 16 kHz PCM.
+
+    ``audio`` [1, S] float32 in; ``features`` [1, floor(S / 320), dim] out: 50 rows a second at 16 kHz. The
+    input is padded with 40 zeros on each side, so row ``j`` sees samples ``320 j - 40 .. 320 j + 359`` and a
+    chunk cut on a multiple of 320 samples gives the rows of the whole audio once its edges are dropped.
+
+    Args:
+        path: Where to write the model.
+        dim: Values per row.
+        channels: Channels of the convolutions.
+        seed: Seed of the random weights.
+
+    Returns:
+        ``path`` as a Path.
+    """
+    if dim < 1 or channels < 1:
+        raise ModelError(f"dim and channels must be positive, got {dim} and {channels}")
+    g = _Graph(seed)
+    x = g.op("Unsqueeze", ["audio", g.ints(1)])  # [1, 1, S]
+    cin = 1
+    for index, (kernel, stride) in enumerate(_AUDIO_LAYERS):
+        weight = g.rng.normal(0.0, math.sqrt(2.0 / (cin * kernel)), (channels, cin, kernel)).astype(np.float32)
+        pads = [_AUDIO_PAD, _AUDIO_PAD] if index == 0 else [0, 0]
+        x = g.op("Conv", [x, g.const(weight, "w"), g.const(np.zeros(channels, np.float32), "b")],
+                 kernel_shape=[kernel], strides=[stride], pads=pads)
+        x = g.op("Relu", [x])
+        cin = channels
+    weight = g.rng.normal(0.0, math.sqrt(1.0 / channels), (dim, channels, 1)).astype(np.float32)
+    x = g.op("Conv", [x, g.const(weight, "w"), g.const(np.zeros(dim, np.float32), "b")], kernel_shape=[1])
+    g.op("Transpose", [x], output="features", perm=[0, 2, 1])  # [1, F, dim]
+    audio = helper.make_tensor_value_info("audio", TensorProto.FLOAT, [1, "samples"])
+    features = helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, "rows", dim])
+    graph = helper.make_graph(g.nodes, "audio_encoder", [audio], [features], g.initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)],
+                              producer_name="composer.model.zoo")
+    model.ir_version = _IR_VERSION
+    onnx.checker.check_model(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path

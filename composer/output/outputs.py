@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
 
 from composer.config.defaults import EncoderLayout, encoder_layout
 from composer.errors import Interrupted
+from composer.inputs.audio import audio_seconds
 from composer.inputs.plan import Plan
-from composer.output.resume import fingerprint, mark_finished, mark_started, resumable, resume_point, video_encoding
+from composer.output.resume import (
+    check_stale_images,
+    fingerprint,
+    mark_finished,
+    mark_started,
+    resumable,
+    resume_point,
+    video_encoding,
+)
 from composer.output.video_segments import SegmentedVideoSink
 from composer.output.writers import ImageFolderSink
 from composer.runtime import signals
 from composer.runtime.threads import Supervisor
+
+log = logging.getLogger("composer")
 
 
 @dataclass(frozen=True)
@@ -30,7 +44,7 @@ class Outputs:
 
 @contextlib.contextmanager
 def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None,
-                 layout: EncoderLayout | None = None, lanes: int = 1) -> Iterator[Outputs]:
+                 layout: EncoderLayout | None = None, lanes: int = 1, overwrite: bool = False) -> Iterator[Outputs]:
     """Open the sinks a plan asks for; each output takes its final name only if the block ends cleanly.
 
     The caller holds the outputs' locks (:func:`composer.output.lock.lock_outputs`, which checks the outputs
@@ -44,16 +58,26 @@ def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None
         run: the render's supervisor, which the video's encoder and audio threads join.
         layout: the video's encoders (None: :func:`composer.config.defaults.encoder_layout`).
         lanes: the renderer's model lanes (the segment renderer cuts the job's last segments between them).
+        overwrite: remove the numbered images of an earlier run that this one would not overwrite, instead of
+            refusing to start (:func:`composer.output.resume.check_stale_images`).
 
     Raises:
-        JobError: ``resume`` is set but there is no interrupted run of this job, or it was of other inputs.
+        JobError: ``resume`` is set but there is no interrupted run of this job, or it was of other inputs; or,
+            without ``resume``, the frames folder holds numbered images this job does not write.
         OutputError: an output cannot be created.
     """
     job, spec = plan.job, plan.job.output
     layout = layout or encoder_layout(job)
-    print_ = fingerprint(job, plan.count, video_encoding(layout, lanes) if spec.video is not None else None)
+    made = job.features is not None and job.features.audio is not None
+    filename = getattr(plan.features, "filename", None)  # the memory-mapped file of features made from audio
+    rows = Path(filename) if made and filename else None
+    print_ = fingerprint(job, plan.count, video_encoding(layout, lanes) if spec.video is not None else None, rows)
     try:
         start = resume_point(job, plan.count, print_) if resume else 0
+        if not resume:
+            check_stale_images(job, plan.count, overwrite)
+        if spec.video is not None and spec.audio is not None and not plan.preview:
+            _warn_of_length(spec.audio, plan.count, plan.fps)
         with contextlib.ExitStack() as stack:
             images = video = None
             if spec.frames is not None:
@@ -75,3 +99,13 @@ def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None
             raise
         raise Interrupted(resumable(job, print_)) from interrupt
     mark_finished(job)
+
+
+def _warn_of_length(audio: Path, frames: int, fps: Fraction) -> None:
+    """One line when the video is more than a frame longer or shorter than its audio (the wrong audio file, or
+    features of other audio)."""
+    seconds = audio_seconds(audio)
+    video = float(frames / fps)
+    if seconds is not None and abs(seconds - video) > float(1 / fps):
+        log.warning("%s: the audio lasts %.2f s and the video %.2f s (%d frames at %s fps); the video keeps the "
+                    "audio's first %.2f s", audio, seconds, video, frames, fps, min(seconds, video))

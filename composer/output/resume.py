@@ -25,15 +25,15 @@ from typing import Any
 from composer.config.defaults import EncoderLayout, usable_cores
 from composer.config.job import Job
 from composer.errors import JobError, OutputError
-from composer.inputs.sources import IMAGE_SUFFIXES
+from composer.inputs.digest import content_digest, file_digest
 from composer.version import __version__
 
 SEGMENT_FRAMES = 100  # frames per video segment: what an interrupt can lose, at most, and the encoders' unit
 MANIFEST = ".composer-run.json"
 _PART = "part-{:06d}.mp4"
 _IMAGE = re.compile(r"^(\d{6,})\.(png|jpg)$")
+_MODELS = frozenset({"model.path", "features.encoder"})  # ONNX files, whose external data counts too
 _OUTPUT_PATHS = frozenset({"output.frames", "output.video"})  # where the output goes does not change its bytes
-_CHUNK = 1 << 20
 
 Fingerprint = dict[str, Any]  # part name -> a value or a content digest, as JSON reads it back
 
@@ -48,54 +48,6 @@ def part_path(folder: Path, index: int) -> Path:
     return folder / _PART.format(index)
 
 
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes, read in 1 MiB chunks.
-
-    Every byte is read, because it is cheap next to a render: 0.11 s per 100 MB on the development machine
-    (page cache warm; BLAKE2b took 0.13 s, this CPU having SHA instructions). The demo job's inputs (3.3 MB:
-    template, model, features, audio) hash in 3-8 ms, against 12 s to render its 250 frames at 20 fps; a render
-    decodes its template and loads its model whole anyway. Sampling the content would save a fraction of a
-    percent and let an edit between the samples through.
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _external_data(model: Path) -> list[Path]:
-    """The files holding a model's external tensors (checked to lie in its folder when the model is opened)."""
-    import onnx
-
-    try:
-        proto = onnx.load(str(model), load_external_data=False)
-    except Exception:  # noqa: BLE001 - not ONNX: opening the model reports it
-        return []
-    tensors = list(proto.graph.initializer)
-    for node in proto.graph.node:
-        tensors += [a.t for a in node.attribute if a.HasField("t")]
-    names = {e.value for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL
-             for e in t.external_data if e.key == "location"}
-    return [model.parent / name for name in sorted(names)]
-
-
-def content_digest(path: Path, model: bool = False) -> str:
-    """The content of an input: a file's bytes, a template folder's images (names and bytes), and for a
-    ``model`` its external data files too; ``"missing"`` for a path that is neither file nor folder."""
-    if path.is_dir():
-        digest = hashlib.sha256()
-        for entry in sorted(os.scandir(path), key=lambda e: e.name):
-            if not entry.name.startswith(".") and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES \
-                    and entry.is_file():
-                digest.update(f"{entry.name}\0{file_digest(Path(entry.path))}\0".encode())
-        return digest.hexdigest()
-    if not path.is_file():
-        return "missing"
-    files = [path, *(_external_data(path) if model else [])]
-    return "+".join(file_digest(f) if f.is_file() else "missing" for f in files)
-
-
 def video_encoding(layout: EncoderLayout, lanes: int = 1) -> dict[str, Any]:
     """What decides a video segment's bytes besides its frames and ``[output]``: x264's threads (the
     renderer's and ``[run] encoders`` / ``encoder_threads``); for the segment renderer, its lanes, between which
@@ -106,11 +58,15 @@ def video_encoding(layout: EncoderLayout, lanes: int = 1) -> dict[str, Any]:
             "lanes": lanes if layout.per_lane else None, "cores": usable_cores() if own else None}
 
 
-def fingerprint(job: Job, count: int, video: dict[str, Any] | None = None) -> Fingerprint:
+def fingerprint(job: Job, count: int, video: dict[str, Any] | None = None, rows: Path | None = None) -> Fingerprint:
     """Everything that decides the output's bytes, by name: each input's content (template, rectangles,
-    features, model with its external data, audio), every key of ``[template]``, ``[features]``, ``[model]``,
-    ``[composite]`` and ``[output]`` but the output paths, ``[run] loop``, the frame count, the segment length,
-    the ``video`` encoding (:func:`video_encoding`) and composer's version.
+    features or the audio and encoder they are made from, model and encoder with their external data, audio),
+    every key of ``[template]``, ``[features]``, ``[model]``, ``[composite]`` and ``[output]`` but the output paths,
+    ``[run] loop``, the frame count, the segment length, the ``video`` encoding (:func:`video_encoding`) and
+    composer's version.
+
+    ``rows``: the file of features made from audio (1.1), whose content counts too, so that a resumed run uses
+    the very rows the interrupted one did (an encoder run by another ONNX Runtime may round them differently).
 
     The job file counts through these settings rather than its bytes: a comment, or a ``[run]`` key that only
     changes the speed (batch, workers, chunk, memory), leaves the output and so the fingerprint as they were.
@@ -126,7 +82,9 @@ def fingerprint(job: Job, count: int, video: dict[str, Any] | None = None) -> Fi
             key, value = f"{section}.{field.name}", getattr(spec, field.name)
             if key in _OUTPUT_PATHS:
                 continue
-            parts[key] = content_digest(value, model=key == "model.path") if isinstance(value, Path) else value
+            parts[key] = content_digest(value, model=key in _MODELS) if isinstance(value, Path) else value
+    if rows is not None:
+        parts["features.rows"] = file_digest(rows)
     normal: Fingerprint = json.loads(json.dumps(parts, default=str))  # as a manifest reads it back
     return normal
 
@@ -217,6 +175,42 @@ def _clear_images(folder: Path, suffix: str, count: int) -> None:
         match = _IMAGE.match(entry.name)
         if match and match.group(2) == suffix and int(match.group(1)) < count:
             Path(entry.path).unlink(missing_ok=True)
+
+
+def stale_images(folder: Path, suffix: str, count: int) -> list[Path]:
+    """The numbered images in ``folder`` that a run writing ``count`` images of ``suffix`` would leave as they are:
+    those numbered ``count`` or more, and those of the other format."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        match = _IMAGE.match(entry.name)
+        if match and (match.group(2) != suffix or int(match.group(1)) >= count):
+            found.append(Path(entry.path))
+    return sorted(found)
+
+
+def check_stale_images(job: Job, count: int, overwrite: bool = False) -> None:
+    """Refuse a fresh run into a frames folder holding numbered images it would not overwrite (an earlier,
+    longer run's), which would otherwise stay there looking like part of this one. ``overwrite`` removes them:
+    only composer's numbered images, nothing else in the folder.
+
+    Raises:
+        JobError: such images are there and ``overwrite`` is not set; the message names the folder and the count.
+    """
+    if job.output.frames is None:
+        return
+    stale = stale_images(job.output.frames, job.output.format, count)
+    if not stale:
+        return
+    if not overwrite:
+        raise JobError(f"{job.output.frames}: holds {len(stale)} numbered images this job of {count} frames does not "
+                       f"write (such as {stale[0].name}, from an earlier run); run with --overwrite to remove them, "
+                       "or --resume to continue that run")
+    for path in stale:
+        path.unlink(missing_ok=True)
 
 
 def mark_started(job: Job, count: int, print_: Fingerprint, fresh: bool) -> None:

@@ -73,8 +73,9 @@ def job_inputs(job: Job) -> list[Place]:
     template = "template.frames" if Path(job.template.source).is_dir() else "template.video"
     places: list[Place] = [("the job file", job.path), (f"input {template}", job.template.source),
                            ("input template.rects", job.template.rects), ("input model.path", job.model.path)]
-    if job.features is not None and job.features.path is not None:
-        places.append(("input features.path", job.features.path))
+    if job.features is not None:
+        places += [(f"input features.{key}", path) for key in ("path", "audio", "encoder")
+                   if (path := getattr(job.features, key)) is not None]
     if job.output.audio is not None:
         places.append(("input output.audio", job.output.audio))
     return places

@@ -212,6 +212,7 @@ def open_render(plan: Plan) -> tuple[RenderLayout, list[Model]]:
     fresh = [plan.open_model(layout.model.threads) for _ in range(layout.model.lanes - len(lanes))]
     warm_up(fresh, layout.batch)
     lanes += fresh
+    log.info("model %s runs on %s", plan.job.model.path.name, lanes[0].provider)  # once, however many sessions
     cached = layout.chunk * frame_bytes(plan.source.width, plan.source.height, plan.job.model.crop)
     log.info("cache: %d of %d template frames per chunk (%d MB%s)", layout.chunk, plan.source.count,
              cached // 10**6, "" if layout.chunk >= plan.source.count else " per slot, two slots")

@@ -6,6 +6,7 @@ does one thing at a time, which also makes it the benchmarks' sequential baselin
 
 from __future__ import annotations
 
+import logging
 import time
 
 from composer.config.job import Job
@@ -15,21 +16,26 @@ from composer.output.outputs import open_outputs
 from composer.rendering.observer import NullObserver, Observer, PeakMemory, RenderStats
 from composer.rendering.step import FrameStep, ModelInputs
 
+log = logging.getLogger("composer")
 
-def render_reference(job: Job, observer: Observer | None = None, resume: bool = False) -> RenderStats:
-    """Render ``job`` one frame at a time and write its outputs (``resume``: as :func:`composer.render`)."""
+
+def render_reference(job: Job, observer: Observer | None = None, resume: bool = False, frames: int | None = None,
+                     overwrite: bool = False) -> RenderStats:
+    """Render ``job`` one frame at a time and write its outputs (``resume``, ``frames``, ``overwrite``: as
+    :func:`composer.render`)."""
     observer = observer or NullObserver()
     memory = PeakMemory()
-    with open_plan(job) as plan, lock_outputs(job):
+    with open_plan(job, frames) as plan, lock_outputs(job):
         model = plan.open_model()
+        log.info("model %s runs on %s", job.model.path.name, model.provider)
         step, inputs = FrameStep(plan), ModelInputs.allocate(job.model, model, 1)
         began = time.perf_counter()
-        with open_outputs(plan, resume) as outputs:
-            frames = list(plan.source.frames())
+        with open_outputs(plan, resume, overwrite=overwrite) as outputs:
+            decoded = list(plan.source.frames())
             observer.started(plan.count - outputs.start)
             for i in range(outputs.start, plan.count):
                 t = int(plan.schedule[i])
-                frame, rect = frames[t], plan.rects.get(t)
+                frame, rect = decoded[t], plan.rects.get(t)
                 if rect is not None:
                     crop = step.crop(frame, rect)
                     step.prepare(i, crop, inputs, 0)

@@ -21,7 +21,7 @@ log = logging.getLogger("composer")
 
 
 def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None = None,
-           resume: bool = False) -> RenderStats:
+           resume: bool = False, frames: int | None = None, overwrite: bool = False) -> RenderStats:
     """Render ``job`` and write its outputs, with the renderer and settings of
     :func:`composer.rendering.layout.choose_layout`.
 
@@ -30,6 +30,9 @@ def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None
         observer: told of each finished frame.
         tracer: records the stages' spans.
         resume: continue an interrupted run of the same job from where it stopped.
+        frames: render only the first output frames (a preview), each as the whole job renders it.
+        overwrite: remove the numbered images an earlier, longer run left in the frames folder instead of
+            refusing to start.
 
     Returns:
         The frames rendered, the time, the peak memory and the layout the render ran with.
@@ -40,13 +43,14 @@ def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None
         Interrupted: Ctrl-C (or SIGTERM, through the command line) stopped the render once its outputs were open.
     """
     memory = PeakMemory()
-    with open_plan(job) as plan, lock_outputs(job):
+    with open_plan(job, frames) as plan, lock_outputs(job):
         layout, lanes = open_render(plan)
         if job.output.video is not None:
             log.info("video: %s, %d-frame segments", layout.encoders.text(), SEGMENT_FRAMES)
         began = time.perf_counter()
         run = Supervisor()  # one stop event and one first error for the renderer's and the outputs' threads
-        with one_opencv_thread(), open_outputs(plan, resume, run, layout.encoders, len(lanes)) as outputs:
+        with one_opencv_thread(), open_outputs(plan, resume, run, layout.encoders, len(lanes),
+                                                  overwrite) as outputs:
             if layout.segments:
                 SegmentRenderer(plan, lanes, outputs, layout.batch, observer, tracer, run).run()
             else:

@@ -1,15 +1,17 @@
-"""The synthetic inputs of ``composer demo``: a template video of a face, its mouth rectangles, audio-like
-features, a voice-like wav, a random U-Net and the job file that ties them together.
+"""The synthetic inputs of ``composer demo``: a template video of a face, its mouth rectangles, a voice-like wav,
+an audio encoder that turns it into features, a random U-Net and the job file that ties them together.
 
 Everything is drawn or generated from a seed, so the demo needs no download and no real person.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import wave
+from importlib import resources
 from pathlib import Path
 
 import av
@@ -17,47 +19,24 @@ import cv2
 import numpy as np
 
 from composer.errors import JobError, OutputError
-from composer.model.zoo import build_unet
+from composer.model.zoo import build_audio_encoder, build_unet
 
 __all__ = ["check_demo_folder", "make_demo_assets"]
 
 _FPS = 25
 _SAMPLE_RATE = 16_000
-_FEATURE_DIM = 1024
 _WINDOW = 320
-_FEATURE_SHAPE = (32, 16, 16)  # 8 feature rows of 1024 values, as the job's window of 8 gives the model.
+_FEATURE_SHAPE = (32, 16, 16)  # 8 frames of 2 encoder rows of 512 values, as the job's window of 8 gives the model.
 _SYLLABLES_PER_S = 4.0
 # What the demo writes into its folder: a folder holding anything else is not composer's demo.
-_DEMO_NAMES = frozenset({"job.toml", "template.mp4", "rects.json", "features.npy", "speech.wav", "model.onnx", "out"})
+_DEMO_NAMES = frozenset({"job.toml", "template.mp4", "rects.json", "speech.wav", "encoder.onnx", "model.onnx", "out",
+                         "features.npy"})  # features.npy: an earlier demo's
 
-# The job file of docs/design.md §1, with relative paths, so the demo folder can be moved as a whole.
-_JOB_TOML = """\
-# composer demo: synthetic inputs made by composer.tools.demo (no real person, no download).
-
-[template]                    # the video whose frames are repainted, reused back and forth
-video = "template.mp4"
-rects = "rects.json"          # one [x1, y1, x2, y2] per template frame, around the mouth
-
-[features]                    # one row of audio-like features per output frame
-path = "features.npy"
-window = 8                    # 8 rows of 1024 -> the model's 32 x 16 x 16 audio input
-
-[model]                       # a U-Net with random weights, shaped like a lip-sync renderer
-path = "model.onnx"
-crop = 328                    # the rectangle is resized to 328 x 328 ...
-border = 4                    # ... and the model repaints its 320 x 320 centre
-inputs = ["crop", "masked"]   # 6 channels: the crop, and the crop with its mouth half blanked
-mask = [0, 160, 320, 160]     # x, y, w, h: the lower half of the window (the mouth)
-color = "bgr"
-
-[output]                      # numbered jpg frames and an H.264 video with the speech muxed in
-frames = "out/frames"
-format = "jpg"
-video = "out/result.mp4"
-fps = 25
-audio = "speech.wav"
-"""
-
+# The job file, with relative paths so that the demo folder can be moved as a whole; `composer init --example
+# demo` writes it too.
+_JOB_TOML = resources.files("composer").joinpath("examples/demo.toml").read_text(encoding="utf-8")
+# The job files earlier versions of the demo wrote (SHA-256), so that their folders are still known as the demo's.
+_EARLIER_JOBS = frozenset({"dd26bcd759d6b3fdbe4e30b9e831767493ac1787034c259e13540652a3badfc3"})
 
 def make_demo_assets(
     folder: Path,
@@ -70,16 +49,17 @@ def make_demo_assets(
 ) -> Path:
     """Writes the inputs of a demo job into ``folder`` and returns the path of its ``job.toml``.
 
-    Writes ``template.mp4`` (a drawn face whose mouth opens and closes), ``rects.json``, ``features.npy``
-    [frames, 1024], ``speech.wav`` (frames / 25 s), ``model.onnx`` (:func:`composer.model.zoo.build_unet`) and
+    Writes ``template.mp4`` (a drawn face whose mouth opens and closes), ``rects.json``, ``speech.wav``
+    (frames / 25 s), ``encoder.onnx`` (:func:`composer.model.zoo.build_audio_encoder`, which turns the speech into
+    the features: two rows of 512 values a frame), ``model.onnx`` (:func:`composer.model.zoo.build_unet`) and
     ``job.toml``.
 
     Args:
         folder: Where to write; created if missing.
-        frames: Output frames of the job (feature rows, and the length of the speech).
+        frames: Output frames of the job (the length of the speech, which the features follow).
         size: Width and height of the template; even, at least 64 x 64.
         template_frames: Frames of the template; ``min(frames, 100)`` when None.
-        seed: Seed of the features, the speech and the model weights.
+        seed: Seed of the speech and of the encoder's and the model's weights.
         grain: Standard deviation, in levels, of a per-frame noise like a camera sensor's. The drawn frames
             alone compress to a few kbit/s and decode far faster than filmed footage; the benchmarks add grain
             so that decoding (and a seek) costs what it does on a real template.
@@ -108,8 +88,8 @@ def make_demo_assets(
         job.write_text(_JOB_TOML)  # first: a folder the demo was interrupted in is still known as the demo's
         rects = _write_template(folder / "template.mp4", count, width, height, grain, seed)
         (folder / "rects.json").write_text(json.dumps(rects) + "\n")
-        np.save(folder / "features.npy", _features(frames, seed), allow_pickle=False)
         _write_speech(folder / "speech.wav", frames, seed)
+        build_audio_encoder(folder / "encoder.onnx", seed=seed)
         build_unet(folder / "model.onnx", window=_WINDOW, feature_shape=_FEATURE_SHAPE, seed=seed)
     except (OSError, av.error.FFmpegError) as exc:
         raise OutputError(f"cannot write the demo assets into {folder}: {exc}") from exc
@@ -141,11 +121,12 @@ def check_demo_folder(folder: Path) -> None:
 
 
 def _is_demo_job(job: Path) -> bool:
-    """Whether ``job`` is the demo's job file exactly as :func:`make_demo_assets` writes it."""
+    """Whether ``job`` is the demo's job file exactly as :func:`make_demo_assets` writes it, or wrote it."""
     try:
-        return job.is_file() and job.read_text(encoding="utf-8") == _JOB_TOML
+        text = job.read_text(encoding="utf-8") if job.is_file() else None
     except (OSError, UnicodeDecodeError):
         return False
+    return text is not None and (text == _JOB_TOML or hashlib.sha256(text.encode()).hexdigest() in _EARLIER_JOBS)
 
 
 def _mouth_opening(t: float) -> float:
@@ -217,20 +198,6 @@ def _write_template(path: Path, count: int, width: int, height: int, grain: floa
             container.mux(stream.encode(video_frame.reformat(format="yuv420p")))
         container.mux(stream.encode())
     return rects
-
-
-def _features(frames: int, seed: int) -> np.ndarray:
-    """Audio-like features [frames, 1024]: slow random sinusoids plus smoothed noise, unit-ish scale."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(frames, dtype=np.float64)[:, None] / _FPS
-    freq = rng.uniform(0.2, 3.0, _FEATURE_DIM)
-    phase = rng.uniform(0.0, 2 * math.pi, _FEATURE_DIM)
-    tones = np.sin(2 * math.pi * freq * t + phase)
-    # A 5-frame moving average keeps the noise smooth in time, as consecutive audio windows overlap.
-    noise = rng.normal(0.0, 0.5, (frames + 4, _FEATURE_DIM))
-    total = np.cumsum(noise, axis=0)
-    smooth = (total[4:] - np.vstack([np.zeros((1, _FEATURE_DIM)), total[:-5]])) / 5
-    return (tones + smooth).astype(np.float32)
 
 
 def _write_speech(path: Path, frames: int, seed: int) -> None:

@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from composer.config.job import Job
-from composer.errors import ModelError
-from composer.inputs.plan import open_plan
+from composer.errors import JobError, ModelError
+from composer.inputs.audio_features import rows_per_frame
+from composer.inputs.encoder import AudioEncoder
+from composer.inputs.plan import DEFAULT_FPS, open_plan
+from composer.inputs.sources import open_template
 from composer.model.session import Model, session_options
 
 __all__ = ["DOES_NOT_FIT", "check_fit", "describe_model"]
@@ -90,22 +93,53 @@ def check_fit(job: Job) -> list[str]:
     ``model.provider`` says: shapes do not depend on the provider, and TensorRT could take minutes to build an
     engine for a check.
 
+    With ``features.encoder``, the encoder is checked first (it takes ``[1, S]`` float32 PCM, returns rows, and
+    ``rows_per_second / fps`` is a whole number); the audio is then encoded (or read from the cache) as a render
+    would, and the model checked against the rows.
+
     Returns:
-        When the model fits: its matched image input, its feature input, its batch (fixed or dynamic) and its
-        window against ``crop - 2 * border``. Otherwise a single line that starts with :data:`DOES_NOT_FIT`,
-        followed by the reason.
+        When the model fits: the encoder's line (with an encoder), its matched image input, its feature input,
+        its batch (fixed or dynamic) and its window against ``crop - 2 * border``. Otherwise a line that starts
+        with :data:`DOES_NOT_FIT`, followed by the reason (after the encoder's line, where the encoder fits).
 
     Raises:
         JobError: The job's inputs are missing or do not fit each other (the model aside).
         SourceError: The template cannot be opened.
     """
     job = dataclasses.replace(job, model=dataclasses.replace(job.model, provider="cpu"))
+    encoder = _encoder_lines(job) if job.features is not None and job.features.encoder is not None else []
+    if any(line.startswith(DOES_NOT_FIT) for line in encoder):
+        return encoder
     with open_plan(job) as plan:
         try:
             model = plan.open_model()
         except ModelError as exc:
-            return [f"{DOES_NOT_FIT}{exc}"]
-        return _fit_lines(job, model)
+            return [*encoder, f"{DOES_NOT_FIT}{exc}"]
+        return [*encoder, *_fit_lines(job, model)]
+
+
+def _encoder_lines(job: Job) -> list[str]:
+    """Whether the job's audio encoder takes mono PCM and returns rows, and how many rows make a frame."""
+    spec = job.features
+    assert spec is not None and spec.encoder is not None
+    try:
+        encoder = AudioEncoder(spec.encoder)
+    except ModelError as exc:
+        return [f"{DOES_NOT_FIT}{exc} (see docs/models.md)"]
+    with open_template(job.template.source) as source:
+        fps = job.output.fps or source.fps or DEFAULT_FPS
+    try:
+        g = rows_per_frame(spec.rows_per_second, fps)
+    except JobError as exc:
+        return [f"{DOES_NOT_FIT}{exc}"]
+    first_in, first_out = encoder.session.get_inputs()[0], encoder.session.get_outputs()[0]
+    out_shape = list(first_out.shape)
+    width = out_shape[-1] if isinstance(out_shape[-1], int) and out_shape[-1] > 0 else None
+    row = f"[{g}, {width}]" if width is not None else f"[{g}, D]"
+    return [f"encoder: {spec.encoder.name} takes {first_in.name} {shape_text(list(first_in.shape))} PCM at "
+            f"{spec.sample_rate} Hz and returns {first_out.name} {shape_text(out_shape)}, {spec.rows_per_second} rows "
+            f"a second: {g} rows a frame at {fps} fps, so each frame's row is {row} and a window of "
+            f"{spec.window} frames holds {spec.window * g * width if width else '?'} values"]
 
 
 def _fit_lines(job: Job, model: Model) -> list[str]:

@@ -31,10 +31,11 @@ def test_a_broken_template_fails_with_one_line(demo_video_job, tmp_path, capsys)
 
 
 def test_features_that_fail_before_the_start_release_the_other_copies(demo_video_job, tmp_path, capsys):
-    broken = broken_copy(demo_video_job, tmp_path / "features", "features.npy")  # trial_job reads it before the barrier
+    # trial_job encodes the features with it before the barrier
+    broken = broken_copy(demo_video_job, tmp_path / "features", "encoder.onnx")
     assert main([str(broken), "--frames", "4", "--copies", "2"]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "features.npy" in err and "BrokenBarrier" not in err
+    assert "encoder.onnx" in err and "BrokenBarrier" not in err
 
 
 def test_bounds_and_ratios_follow_the_costs(demo_video_job):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import wave
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -31,7 +32,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_writes_every_file(demo: Path) -> None:
     assert demo.name == "job.toml"
-    names = {"job.toml", "template.mp4", "rects.json", "features.npy", "speech.wav", "model.onnx"}
+    names = {"job.toml", "template.mp4", "rects.json", "encoder.onnx", "speech.wav", "model.onnx"}
     assert names <= {p.name for p in demo.parent.iterdir()}
 
 
@@ -54,11 +55,19 @@ def test_rects_lie_inside_the_frame(demo: Path) -> None:
         assert abs((x2 - x1) - 0.25 * HEIGHT) <= 1 and abs((y2 - y1) - 0.25 * HEIGHT) <= 1
 
 
-def test_features(demo: Path) -> None:
-    features = np.load(demo.parent / "features.npy", allow_pickle=False)
-    assert features.shape == (FRAMES, 1024) and features.dtype == np.float32
-    # Smooth in time: consecutive rows differ less than rows far apart would on average.
-    assert np.abs(np.diff(features, axis=0)).mean() < features.std()
+def test_the_encoder_turns_the_speech_into_two_rows_a_frame(demo: Path) -> None:
+    from composer.config.job import load_job
+    from composer.inputs.audio_features import write_features
+
+    job = load_job(demo)
+    assert job.features is not None and job.features.audio == demo.parent / "speech.wav"
+    assert job.output.audio == demo.parent / "speech.wav"  # the speech the features come from is muxed
+    out = demo.parent.parent / "demo-features.npy"
+    assert write_features(job.features, Fraction(25), out) == (FRAMES, 2, 512)
+    features = np.load(out)
+    assert np.isfinite(features).all() and features.std() > 0.1
+    # The rows follow the speech: a frame of silence (between syllables) differs from one of voice.
+    assert not np.allclose(features[0], features[3])
 
 
 def test_speech_lasts_as_long_as_the_output(demo: Path) -> None:
@@ -70,15 +79,15 @@ def test_speech_lasts_as_long_as_the_output(demo: Path) -> None:
 def test_job_file_points_at_the_assets(demo: Path) -> None:
     job = tomllib.loads(demo.read_text())
     assert set(job) == {"template", "features", "model", "output"}
-    inputs = [job["template"]["video"], job["template"]["rects"], job["features"]["path"]]
-    for name in [*inputs, job["model"]["path"], job["output"]["audio"]]:
+    inputs = [job["template"]["video"], job["template"]["rects"], job["features"]["audio"], job["features"]["encoder"]]
+    for name in [*inputs, job["model"]["path"]]:
         assert (demo.parent / name).is_file()
     model = job["model"]
     window = model["crop"] - 2 * model["border"]
     session = ort.InferenceSession(str(demo.parent / model["path"]), providers=["CPUExecutionProvider"])
     shapes = {i.name: i.shape for i in session.get_inputs()}
     assert shapes["image"][1:] == [3 * len(model["inputs"]), window, window]
-    assert int(np.prod(shapes["audio"][1:])) == job["features"]["window"] * 1024
+    assert int(np.prod(shapes["audio"][1:])) == job["features"]["window"] * 2 * 512  # frames x rows x values
 
 
 @pytest.mark.parametrize("size", [(127, 96), (128, 95), (62, 96)])

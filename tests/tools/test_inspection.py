@@ -79,3 +79,42 @@ def test_bad_job_inputs_are_still_job_errors(make_job):
     (job_path.parent / "rects.json").write_text("[]")
     with pytest.raises(JobError, match="no rectangle for frame 0"):
         check_fit(load_job(job_path))
+
+
+# --- a job whose features come from an audio encoder -----------------------------------------------------------
+
+
+def _audio_job(demo_video_job, tmp_path, **features):
+    import shutil
+
+    root = tmp_path / "job"
+    shutil.copytree(demo_video_job.parent, root, ignore=shutil.ignore_patterns("out"))
+    overrides = {"output": {"video": str(tmp_path / "out" / "v.mp4"), "frames": ""}, "features": features}
+    return load_job(root / "job.toml", {k: v for k, v in overrides.items() if v})
+
+
+def test_the_fit_check_describes_the_encoder(demo_video_job, tmp_path):
+    lines = check_fit(_audio_job(demo_video_job, tmp_path))
+    assert lines[0].startswith("encoder: encoder.onnx takes audio [1, samples] PCM at 16000 Hz")
+    assert "2 rows a frame at 25 fps" in lines[0] and "[2, 512]" in lines[0] and "8192 values" in lines[0]
+    assert lines[-1].startswith("fits:")
+
+
+def test_an_encoder_that_does_not_take_pcm_does_not_fit(demo_video_job, tmp_path):
+    job = _audio_job(demo_video_job, tmp_path, encoder=str(demo_video_job.parent / "model.onnx"))
+    lines = check_fit(job)
+    assert len(lines) == 1 and lines[0].startswith(DOES_NOT_FIT) and "mono PCM [1, S]" in lines[0]
+
+
+def test_rows_that_do_not_make_whole_frames_do_not_fit(demo_video_job, tmp_path):
+    lines = check_fit(_audio_job(demo_video_job, tmp_path, rows_per_second=40))
+    assert len(lines) == 1 and lines[0].startswith(DOES_NOT_FIT) and "40 encoder rows a second at 25 fps" in lines[0]
+
+
+def test_rows_of_the_wrong_width_do_not_fit_the_model(demo_video_job, tmp_path):
+    from composer.model.zoo import build_audio_encoder
+
+    encoder = build_audio_encoder(tmp_path / "narrow.onnx", dim=256, channels=4)
+    lines = check_fit(_audio_job(demo_video_job, tmp_path, encoder=str(encoder)))
+    assert lines[0].startswith("encoder:") and "[2, 256]" in lines[0]
+    assert lines[-1].startswith(DOES_NOT_FIT) and "[32, 16, 16]" in lines[-1]
