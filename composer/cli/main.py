@@ -148,8 +148,8 @@ def demo(out_dir: Path, count: int, size: tuple[int, int], quiet: bool) -> None:
 
 
 def _register() -> None:
-    from composer.cli.live import live
     from composer.cli.assets import features, init
+    from composer.cli.live import live
     from composer.cli.measure import profile, sweep
     from composer.cli.tools import inspect_command, rects
 

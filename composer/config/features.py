@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from composer.config.checks import fail
+from composer.config.checks import fail, shown
+from composer.config.limits import MAX_ROW_VALUES
 
-__all__ = ["check_audio_features"]
+__all__ = ["check_audio_features", "row_shape"]
 
 
 def check_audio_features(features: Mapping[str, Any]) -> None:
@@ -34,3 +37,13 @@ def check_audio_features(features: Mapping[str, Any]) -> None:
     hop_seconds = 1 / rows
     if features.get("chunk_seconds", 60.0) < hop_seconds:
         raise fail("features.chunk_seconds", f"must be at least one row ({hop_seconds:g} s)")
+
+
+def row_shape(key: str, value: Any, base: Path) -> tuple[int, ...]:
+    """A feature row's shape: 1 to 4 sizes, each at least 1, of at most ``MAX_ROW_VALUES`` values in all."""
+    if (not isinstance(value, list) or not 1 <= len(value) <= 4
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)):
+        raise fail(key, f"expected a list of 1 to 4 sizes, each at least 1, such as [32, 16], got {shown(value)}")
+    if math.prod(value) > MAX_ROW_VALUES:
+        raise fail(key, f"{shown(value)} holds {math.prod(value)} values; a row holds at most {MAX_ROW_VALUES}")
+    return tuple(value)

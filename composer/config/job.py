@@ -7,7 +7,6 @@ the current directory when they come from the command line.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from collections.abc import Mapping
@@ -34,7 +33,7 @@ from composer.config.checks import (
     shown,
     type_name,
 )
-from composer.config.features import check_audio_features
+from composer.config.features import check_audio_features, row_shape
 from composer.config.limits import (
     MAX_BATCH,
     MAX_CHUNK_SECONDS,
@@ -80,10 +79,15 @@ class TemplateSpec:
 @dataclass(frozen=True)
 class FeaturesSpec:
     """Per-output-frame conditioning (one row per output frame): a ``.npy`` file at ``path``, or made from
-    ``audio`` by the ONNX audio ``encoder`` (docs/design.md 1.1)."""
+    ``audio`` by the ONNX audio ``encoder`` (docs/design.md 1.1).
+
+    ``row_shape`` states one row's shape where neither gives it: ``composer live`` reads rows from its standard
+    input. A job with only ``row_shape`` has no features for ``composer run``.
+    """
 
     path: Path | None = None
     window: int = 8
+    row_shape: tuple[int, ...] | None = None
     audio: Path | None = None
     encoder: Path | None = None
     sample_rate: int = 16_000  # the encoder's input rate
@@ -180,17 +184,6 @@ class Job:
 
 # Why each maximum: composer.config.limits.
 _THREADS = integer(1, MAX_THREADS)
-MAX_ROW_VALUES = 2**24  # 64 MiB of float32 a row: far beyond any conditioning, small enough to read whole
-
-
-def row_shape(key: str, value: Any, base: Path) -> tuple[int, ...]:
-    """A feature row's shape: 1 to 4 sizes, each at least 1, of at most ``MAX_ROW_VALUES`` values in all."""
-    if (not isinstance(value, list) or not 1 <= len(value) <= 4
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)):
-        raise fail(key, f"expected a list of 1 to 4 sizes, each at least 1, such as [32, 16], got {shown(value)}")
-    if math.prod(value) > MAX_ROW_VALUES:
-        raise fail(key, f"{shown(value)} holds {math.prod(value)} values; a row holds at most {MAX_ROW_VALUES}")
-    return tuple(value)
 
 
 # section -> key -> (check, required)

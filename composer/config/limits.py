@@ -47,6 +47,9 @@ MAX_CROP = 8192
 MAX_SIDE = 8192
 # Feature rows per output frame (seconds of audio features at 25 rows a second: 160 s).
 MAX_WINDOW = 4096
+# Values in one feature row that composer live reads from its input: 64 MiB of float32, far beyond any
+# conditioning, small enough to read whole.
+MAX_ROW_VALUES = 2**24
 # Audio features made by an encoder (docs/design.md 1.1). Rates: 8 kHz telephone speech to 384 kHz, the highest
 # PCM rate audio files carry. Rows a second: hubert and wenet give 25-100; 1000 is one a millisecond.
 MIN_SAMPLE_RATE = 1000

@@ -56,8 +56,11 @@ class LiveProcess:
         start = time.perf_counter()
         for k, row in enumerate(rows):
             time.sleep(max(0.0, start + k / rate - time.perf_counter()))
-            self.process.stdin.write(np.ascontiguousarray(row, "<f4").tobytes())
-            self.process.stdin.flush()
+            try:
+                self.process.stdin.write(np.ascontiguousarray(row, "<f4").tobytes())
+                self.process.stdin.flush()
+            except BrokenPipeError:  # composer stopped reading: a malformed row ended it
+                return
 
     def finish(self) -> int:
         assert self.process.stdin is not None

@@ -225,7 +225,7 @@ def test_output_audio_says_otherwise(audio_job, tmp_path):
 
 
 @pytest.mark.parametrize(("features", "message"), [
-    ({"path": "f.npy", "audio": "a.wav", "encoder": "e.onnx"}, "exactly one of features.path"),
+    ({"path": "f.npy", "audio": "a.wav", "encoder": "e.onnx"}, "not both"),
     ({"audio": "a.wav"}, "features.encoder: missing"),
     ({"path": "f.npy", "encoder": "e.onnx"}, "features.encoder: applies to features.audio"),
     ({"audio": "a.wav", "encoder": "e.onnx", "sample_rate": 16000, "rows_per_second": 30}, "do not divide"),

@@ -43,7 +43,7 @@ def make_resume_job(root: Path, size: tuple[int, int] = SIZE, audio: bool = Fals
     if video:
         output["video"] = "out/result.mp4"
     if audio:
-        write_wav(root / "speech.wav", seconds=outputs / 25 + 1)
+        write_wav(root / "speech.wav", seconds=outputs / 25)
         output["audio"] = "speech.wav"
     return write_job(root / "job.toml", {
         "template": {"frames": "template", "rects": "rects.json"},
