@@ -12,6 +12,7 @@ from typing import Any
 from composer.config.job import Job
 from composer.errors import ModelError
 from composer.inputs.plan import open_plan
+from composer.model.providers import runtime
 from composer.model.session import Model, session_options
 
 __all__ = ["DOES_NOT_FIT", "check_fit", "describe_model"]
@@ -62,8 +63,7 @@ def describe_model(path: Path) -> str:
     Raises:
         ModelError: The file is missing or ONNX Runtime cannot load it.
     """
-    import onnxruntime as ort
-
+    ort = runtime()
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
