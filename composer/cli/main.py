@@ -142,12 +142,15 @@ def demo(out_dir: Path, count: int, size: tuple[int, int], quiet: bool) -> None:
 
 def _register() -> None:
     from composer.cli.measure import profile, sweep
+    from composer.cli.precision import fp16, precision
     from composer.cli.tools import inspect_command, rects
 
     main.add_command(rects)
     main.add_command(inspect_command)
     main.add_command(profile)
     main.add_command(sweep)
+    main.add_command(fp16)
+    main.add_command(precision)
 
 
 _register()
