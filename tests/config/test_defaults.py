@@ -37,7 +37,7 @@ def test_a_cpu_gets_two_single_threaded_lanes_sharing_the_cores(monkeypatch, job
 def test_an_accelerator_gets_one_lane(monkeypatch, job):
     monkeypatch.setattr(defaults, "usable_cores", lambda: 8)
     layout = model_layout(job, accelerated=True)
-    assert (layout.lanes, layout.threads, layout.accelerated) == (1, 8, True)
+    assert (layout.lanes, layout.threads, layout.accelerated) == (1, 2, True)
 
 
 def test_the_job_overrides_lanes_and_threads(monkeypatch, job):
@@ -70,7 +70,7 @@ def test_a_cheap_model_gets_one_lane_on_one_thread(monkeypatch, job, cores):
 
 def test_the_accelerator_layout_does_not_depend_on_the_cost(monkeypatch, job):
     monkeypatch.setattr(defaults, "usable_cores", lambda: 8)
-    assert model_layout(job, True, cheap=True).text() == "1 lane x 8 threads"
+    assert model_layout(job, True, cheap=True).text() == "1 lane x 2 threads"
 
 
 @pytest.mark.parametrize(("seconds", "lanes"), [(0.0, 1), (10.0, 2)])
@@ -178,3 +178,41 @@ def test_the_job_sets_encoders_and_their_threads(make_job):
         "2 encoders x 1 thread (x264's own for the last segment)")
     with pytest.raises(JobError, match="run.encoders"):
         load_job(make_job(), {"run": {"encoders": 0}})
+
+
+# cores, accelerated -> renderer, segment lanes, pipeline lanes x threads, workers, encoders, batch
+# (docs/design.md, "Many cores").
+MACHINES = [
+    (1, False, "pipeline", 1, "1 lane x 1 thread", 2, 1, CPU_BATCH),
+    (2, False, "segments", 2, "2 lanes x 1 thread", 2, 2, CPU_BATCH),
+    (4, False, "segments", 4, "2 lanes x 2 threads", 4, 2, CPU_BATCH),
+    (8, False, "segments", 8, "2 lanes x 4 threads", 8, 2, CPU_BATCH),
+    (16, False, "segments", 16, "2 lanes x 8 threads", 16, 2, CPU_BATCH),
+    (64, False, "segments", 64, "8 lanes x 8 threads", 32, 8, CPU_BATCH),
+    (16, True, "pipeline", 16, "1 lane x 2 threads", 16, 8, ACCELERATOR_BATCH),
+    (64, True, "pipeline", 64, "1 lane x 2 threads", 32, 32, ACCELERATOR_BATCH),
+]
+
+
+@pytest.mark.parametrize(("cores", "accelerated", "renderer", "segment_lanes", "pipeline", "workers", "encoders",
+                          "batch"), MACHINES)
+def test_the_defaults_on_many_cores(monkeypatch, job, cores, accelerated, renderer, segment_lanes, pipeline,
+                                    workers, encoders, batch):
+    monkeypatch.setattr(defaults, "usable_cores", lambda: cores)
+    assert ("segments" if defaults.segment_mode(job, accelerated) else "pipeline") == renderer
+    lanes = defaults.segment_layout(job, accelerated)
+    assert (lanes.lanes, lanes.threads) == (segment_lanes, 1)
+    assert model_layout(job, accelerated).text() == pipeline
+    assert run_workers(job) == workers
+    assert encoder_layout(job, accelerated).encoders == encoders
+    assert defaults.wanted_batch(job, accelerated) == batch
+
+
+def test_x264_does_not_cap_an_accelerator_on_16_cores(monkeypatch, job):
+    """Each encoder is one x264 thread on its own segment; beside an accelerator half the host's cores encode,
+    so at about 100 frames a second each at 1280x720 the video keeps up with several hundred frames a second."""
+    monkeypatch.setattr(defaults, "usable_cores", lambda: 16)
+    layout = encoder_layout(job, accelerated=True)
+    assert layout == EncoderLayout(8, None)
+    assert encoder_layout(job, accelerated=False).encoders == 2  # on a CPU the model takes the cores
+    assert encoder_layout(job.with_run(encoders=3), accelerated=True).encoders == 3
