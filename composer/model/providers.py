@@ -60,8 +60,8 @@ def check_builds(found: list[str]) -> None:
         ModelError: no build, or several, are installed.
     """
     if not found:
-        raise ModelError("ONNX Runtime is not installed: pip install \"composer-repaint[cpu]\" (or [gpu] for "
-                         "CUDA and TensorRT), or from a checkout pip install \".[cpu]\"")
+        raise ModelError("ONNX Runtime is not installed: install composer with one of its extras, from the checkout "
+                         "pip install \".[cpu]\" (or \".[gpu]\" for CUDA and TensorRT)")
     if len(found) > 1:
         keep = "onnxruntime-gpu" if "onnxruntime-gpu" in found else found[-1]
         raise ModelError(f"{' and '.join(found)} are both installed and overwrite each other's onnxruntime "
@@ -162,8 +162,12 @@ def provider_options(spec: ModelSpec, name: str, version: str, shapes: dict[str,
         }
         if spec.gpu_memory_limit is not None:
             options["trt_max_workspace_size"] = str(spec.gpu_memory_limit)
+        batches = spec.trt_batches or (1, batch, batch)
+        if not batches[0] <= batch <= batches[2]:
+            raise ModelError(f"model.trt_batches = {list(batches)} does not take the batch of {batch} every call "
+                             "on the accelerator has; set run.batch inside it")
         if shapes:
-            options |= profile_shapes(shapes, spec.trt_batches or (1, batch, batch))
+            options |= profile_shapes(shapes, batches)
         return options
     return {}
 

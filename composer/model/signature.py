@@ -124,7 +124,7 @@ def check_external_data(path: Path) -> Any:
 def declared_shapes(proto: Any, spec: ModelSpec) -> dict[str, tuple[int, ...]] | None:
     """Per-sample shapes of the graph's inputs, as TensorRT's profile needs them before a session exists: the
     image input's height and width are the job's window where the model leaves them open. None where another
-    size is left open (TensorRT then chooses its profile itself)."""
+    size is left open, or where the batch is fixed (TensorRT then builds for the model's own shapes)."""
     initialisers = {t.name for t in proto.graph.initializer}
     shapes = {}
     for value in proto.graph.input:
@@ -134,7 +134,7 @@ def declared_shapes(proto: Any, spec: ModelSpec) -> dict[str, tuple[int, ...]] |
                 for d in value.type.tensor_type.shape.dim]
         if len(dims) == 4 and dims[1] == spec.image_channels:
             dims[2:] = [spec.window, spec.window]
-        if len(dims) < 2 or any(d is None for d in dims[1:]):
+        if len(dims) < 2 or dims[0] is not None or any(d is None for d in dims[1:]):
             return None
         shapes[value.name] = tuple(int(d) for d in dims[1:] if d is not None)
     return shapes

@@ -199,7 +199,7 @@ def test_io_binding_on_the_cpu_equals_session_run(model_path, batch):
 
 
 @pytest.mark.parametrize(("found", "words"), [
-    ([], "ONNX Runtime is not installed: pip install"),
+    ([], "ONNX Runtime is not installed: install composer with one of its extras"),
     (["onnxruntime", "onnxruntime-gpu"], "onnxruntime and onnxruntime-gpu are both installed"),
 ])
 def test_none_or_two_onnxruntime_builds_are_one_line_with_the_fix(found, words):
@@ -212,3 +212,14 @@ def test_none_or_two_onnxruntime_builds_are_one_line_with_the_fix(found, words):
 def test_one_build_is_fine():
     check_builds(["onnxruntime-gpu"])
     check_builds(["onnxruntime"])
+
+
+def test_a_fixed_batch_model_gets_no_profile_and_a_profile_must_take_the_batch(gpu, tmp_path):
+    fixed = build_elementwise(tmp_path / "f.onnx", window=WINDOW, in_channels=6, batch=2, seed=1)
+    gpu.runs_on = [TRT, CPU]
+    model = Model(_spec(fixed, provider="tensorrt", cache=tmp_path, io_binding=False))
+    assert model.call_batch == 2
+    assert not any(k.startswith("trt_profile") for k in gpu.created[0][0][1])
+    dynamic = build_elementwise(tmp_path / "d.onnx", window=WINDOW, in_channels=6, seed=1)
+    with pytest.raises(ModelError, match=r"model.trt_batches = \[1, 2, 2\] does not take the batch of 4"):
+        Model(_spec(dynamic, provider="tensorrt", cache=tmp_path, trt_batches=(1, 2, 2), io_binding=False))
