@@ -26,13 +26,16 @@ from composer.model.providers import (
     runtime,
     session_providers,
 )
-from composer.model.signature import _dim, _shape_text, check_external_data, declared_shapes, match_inputs
+from composer.model.signature import check_external_data, declared_shapes, known_dim, match_inputs, shape_text
 
 log = logging.getLogger("composer")
 
 # ONNX element types that reach numpy as floats; any other output type is refused at load.
-_FLOATS: dict[str, np.dtype[Any]] = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16),
-           "tensor(double)": np.dtype(np.float64)}
+_FLOATS: dict[str, np.dtype[Any]] = {
+    "tensor(float)": np.dtype(np.float32),
+    "tensor(float16)": np.dtype(np.float16),
+    "tensor(double)": np.dtype(np.float64),
+}
 
 
 class NonFiniteOutput(ModelError):
@@ -121,9 +124,9 @@ class Model:
         self.output = output.name
         out_shape = list(output.shape)
         expected = [3, spec.window, spec.window]
-        if len(out_shape) != 4 or any(_dim(d) not in (None, e) for d, e in zip(out_shape[1:], expected)):
+        if len(out_shape) != 4 or any(known_dim(d) not in (None, e) for d, e in zip(out_shape[1:], expected)):
             raise ModelError(
-                f"{path}: first output {self.output} is {_shape_text(out_shape)}, expected "
+                f"{path}: first output {self.output} is {shape_text(out_shape)}, expected "
                 f"[batch, 3, {spec.window}, {spec.window}]"
             )
         # A type ONNX Runtime cannot name here (not "tensor(...)") is left to the first run's check.

@@ -24,12 +24,14 @@ class ModelInputs:
     batch: int | None  # fixed batch size, or None when the batch dimension is dynamic
 
 
-def _dim(value: object) -> int | None:
+def known_dim(value: object) -> int | None:
+    """A dimension's size, or None where ONNX leaves it open (a name, None, or not positive)."""
     return value if isinstance(value, int) and value > 0 else None
 
 
-def _shape_text(shape: list[object]) -> str:
-    return "[" + ", ".join(str(d) if _dim(d) else "?" for d in shape) + "]"
+def shape_text(shape: list[object]) -> str:
+    """``[?, 6, 320, 320]``: a shape as messages show it, open dimensions as ``?``."""
+    return "[" + ", ".join(str(d) if known_dim(d) else "?" for d in shape) + "]"
 
 
 def match_inputs(path: Path, inputs: list[tuple[str, list[object]]], spec: ModelSpec,
@@ -43,8 +45,8 @@ def match_inputs(path: Path, inputs: list[tuple[str, list[object]]], spec: Model
         ModelError: naming the model and the shapes that do not fit.
     """
     channels = spec.image_channels
-    images = [(n, s) for n, s in inputs if len(s) == 4 and _dim(s[1]) == channels]
-    listing = ", ".join(f"{n} {_shape_text(s)}" for n, s in inputs)
+    images = [(n, s) for n, s in inputs if len(s) == 4 and known_dim(s[1]) == channels]
+    listing = ", ".join(f"{n} {shape_text(s)}" for n, s in inputs)
     if len(images) != 1:
         raise ModelError(
             f"{path}: expected one rank-4 image input with {channels} channels "
@@ -52,10 +54,10 @@ def match_inputs(path: Path, inputs: list[tuple[str, list[object]]], spec: Model
         )
     image, image_shape = images[0]
     for axis, name in ((2, "height"), (3, "width")):
-        size = _dim(image_shape[axis])
+        size = known_dim(image_shape[axis])
         if size is not None and size != spec.window:
             raise ModelError(
-                f"{path}: image input {image} {_shape_text(image_shape)} has {name} {size}, the job gives "
+                f"{path}: image input {image} {shape_text(image_shape)} has {name} {size}, the job gives "
                 f"crop - 2 * border = {spec.window}"
             )
     others = [(n, s) for n, s in inputs if n != image]
@@ -67,9 +69,9 @@ def match_inputs(path: Path, inputs: list[tuple[str, list[object]]], spec: Model
         if len(others) != 1:
             raise ModelError(f"{path}: expected one feature input besides {image}; the model has {listing}")
         feature, shape = others[0]
-        dims = [_dim(d) for d in shape[1:]]
+        dims = [known_dim(d) for d in shape[1:]]
         if any(d is None for d in dims):
-            raise ModelError(f"{path}: feature input {feature} {_shape_text(shape)} needs fixed sizes")
+            raise ModelError(f"{path}: feature input {feature} {shape_text(shape)} needs fixed sizes")
         feature_shape = tuple(int(d) for d in dims if d is not None)
         wanted = window * math.prod(feature_row_shape)
         if math.prod(feature_shape) != wanted:
@@ -78,7 +80,7 @@ def match_inputs(path: Path, inputs: list[tuple[str, list[object]]], spec: Model
                 f"values per frame, but a window of {window} rows of shape {list(feature_row_shape)} holds "
                 f"{wanted}"
             )
-    batches = {_dim(s[0]) for _, s in inputs} - {None}
+    batches = {known_dim(s[0]) for _, s in inputs} - {None}
     if len(batches) > 1:
         raise ModelError(f"{path}: the inputs disagree on a fixed batch size: {listing}")
     return ModelInputs(
