@@ -124,8 +124,10 @@ def run(job_file: Path, reference: bool, batch: int | None, workers: int | None,
 @reports_errors
 def demo(out_dir: Path, count: int, size: tuple[int, int], quiet: bool) -> None:
     """Make a synthetic talking-head job (template, rectangles, audio features, U-Net) and render it."""
+    from composer.model.providers import runtime
     from composer.tools.demo import make_demo_assets
 
+    runtime()  # no ONNX Runtime, or two builds: one line before anything is written
     if not quiet:
         _say(f"writing demo inputs to {out_dir} ...")
     job_path = make_demo_assets(out_dir, frames=count, size=size)

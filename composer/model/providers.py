@@ -151,7 +151,13 @@ def provider_options(spec: ModelSpec, name: str, version: str, shapes: dict[str,
             options["gpu_mem_limit"] = str(spec.gpu_memory_limit)
         return options
     if name == PROVIDERS["tensorrt"]:
-        folder = str(engine_folder(spec, version))
+        where = engine_folder(spec, version)
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise ModelError(f"model.cache: cannot make TensorRT's cache folder {where}: {reason}") from None
+        folder = str(where)
         options = {
             "device_id": str(spec.device_id),
             "trt_fp16_enable": str(spec.fp16),

@@ -223,3 +223,27 @@ def test_a_fixed_batch_model_gets_no_profile_and_a_profile_must_take_the_batch(g
     dynamic = build_elementwise(tmp_path / "d.onnx", window=WINDOW, in_channels=6, seed=1)
     with pytest.raises(ModelError, match=r"model.trt_batches = \[1, 2, 2\] does not take the batch of 4"):
         Model(_spec(dynamic, provider="tensorrt", cache=tmp_path, trt_batches=(1, 2, 2), io_binding=False))
+
+
+def test_the_tensorrt_cache_folder_is_made_or_refused_in_one_line(model_path, tmp_path):
+    spec = _spec(model_path, cache=tmp_path / "a" / "b")
+    options = provider_options(spec, TRT, "1.20.0", None, 4)
+    assert Path(options["trt_engine_cache_path"]).is_dir()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ModelError, match="model.cache: cannot make TensorRT's cache folder"):
+        provider_options(_spec(model_path, cache=tmp_path / "file"), TRT, "1.20.0", None, 4)
+
+
+def test_the_demo_without_onnxruntime_writes_nothing(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from composer.cli.main import main
+
+    monkeypatch.setattr(providers, "installed_builds", lambda: [])
+    providers.runtime.cache_clear()
+    try:
+        result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "demo"), "-n", "5"])
+    finally:
+        providers.runtime.cache_clear()
+    assert result.exit_code == 2 and "ONNX Runtime is not installed" in result.output
+    assert not (tmp_path / "demo").exists()
