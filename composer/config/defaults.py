@@ -19,15 +19,18 @@ CHEAP_SECONDS_PER_PIXEL = 4e-9  # a 1280x720 frame's decode (5-6 ms) or composit
 # Intra-op threads of one CPU session: past about 8, each operator's barrier costs more than the share of work
 # another thread takes off the rest; more cores get more lanes instead (docs/design.md, "Many cores").
 CPU_THREADS_PER_LANE = 8
-# Intra-op threads of a session on an accelerator: only the few operators the provider leaves to the CPU use them.
-ACCELERATOR_THREADS = 2
+# Intra-op threads of a session on an accelerator: only the few operators the provider leaves to the CPU use them,
+# and with one thread the session opened to probe the provider becomes the lane (no second engine loaded).
+ACCELERATOR_THREADS = 1
 # Composite workers: one per core, up to this many; past it the one decoder and the writers pace the render.
 MAX_DEFAULT_WORKERS = 32
-# Cores per video encoder (one x264 thread each): on a CPU the model takes most cores, so one encoder per 8
-# (two at least); on an accelerator x264 is the host's main work, so one per 2 cores.
-CPU_CORES_PER_ENCODER = 8
-ACCELERATOR_CORES_PER_ENCODER = 2
-MAX_DEFAULT_ENCODERS = 32  # each x264 holds its look-ahead frames
+# Video encoders (one x264 thread each) per core, as the share of a frame's CPU time that x264 takes: at
+# 1280x720, veryfast, crf 18 one x264 thread takes about 26 ms a frame (RESULTS.md, write_video), against
+# about 10 ms for decoding, the crop and paste and a jpg together, and 60 ms more for the heavy model on a CPU.
+CPU_ENCODERS_PER_CORE = (1, 3)  # heavy model on the CPU: 26 of 92 ms; a light one needs more (the segment
+# renderer, the CPU's default, has an x264 per lane anyway)
+ACCELERATOR_ENCODERS_PER_CORE = (3, 4)  # the model off the host: 26 of about 36 ms
+MAX_DEFAULT_ENCODERS = 48  # each x264 holds its look-ahead frames (about 50 MB at 1280x720)
 
 
 def usable_cores() -> int:
@@ -150,13 +153,14 @@ class EncoderLayout:
 
 
 def default_encoders(cores: int, accelerated: bool) -> int:
-    """Video segments encoded side by side when ``[run] encoders`` is left to composer: two (one on one core),
-    and on more cores one per :data:`CPU_CORES_PER_ENCODER` on a CPU or per
-    :data:`ACCELERATOR_CORES_PER_ENCODER` beside an accelerator, where x264 is the host's heaviest work (one
-    x264 thread at 1280x720 and the veryfast preset encodes on the order of 100 frames a second: eight of them
-    on 16 cores keep up with what the decoder and the composite workers deliver)."""
-    per = ACCELERATOR_CORES_PER_ENCODER if accelerated else CPU_CORES_PER_ENCODER
-    return min(MAX_DEFAULT_ENCODERS, max(min(2, cores), cores // per))
+    """Video segments encoded side by side when ``[run] encoders`` is left to composer: x264's share of the
+    cores (:data:`CPU_ENCODERS_PER_CORE`, :data:`ACCELERATOR_ENCODERS_PER_CORE`), at least two (one on one
+    core). Beside an accelerator x264 is most of the host's work: on 16 cores 12 single-threaded x264s encode
+    about 460 frames a second at 1280x720 while the other 4 cores decode, paste and write about 400, so
+    neither side caps the other. An encoder with no segment to encode only waits, so erring high costs memory,
+    not speed."""
+    num, den = ACCELERATOR_ENCODERS_PER_CORE if accelerated else CPU_ENCODERS_PER_CORE
+    return min(MAX_DEFAULT_ENCODERS, max(min(2, cores), cores * num // den))
 
 
 def encoder_layout(job: Job, accelerated: bool = False) -> EncoderLayout:
