@@ -37,9 +37,8 @@ class FakeGpu:
         return Session()
 
 
-@pytest.fixture
-def gpu(monkeypatch):
-    """A machine whose onnxruntime lists TensorRT and CUDA; sessions run on what ``gpu.runs_on`` says."""
+def install(monkeypatch: pytest.MonkeyPatch) -> FakeGpu:
+    """Make this a machine whose onnxruntime lists TensorRT and CUDA; sessions run on what ``runs_on`` says."""
     fake = FakeGpu([CUDA, CPU])
     monkeypatch.setattr(ort, "get_available_providers", lambda: [TRT, CUDA, CPU])
     monkeypatch.setattr(ort, "InferenceSession", fake)

@@ -20,9 +20,14 @@ from composer.model import providers, session
 from composer.model.providers import check_builds, engine_folder, provider_options
 from composer.model.session import Model
 from composer.model.zoo import build_elementwise
-from tests.model.fake_gpu import CPU, CUDA, TRT, gpu, real_session  # noqa: F401 (gpu: a fixture)
+from tests.model.fake_gpu import CPU, CUDA, TRT, install, real_session
 
 WINDOW = 8
+@pytest.fixture
+def gpu(monkeypatch):
+    """A machine whose onnxruntime lists TensorRT and CUDA; sessions run on what ``gpu.runs_on`` says."""
+    return install(monkeypatch)
+
 
 
 def _spec(path: Path, **keys) -> ModelSpec:

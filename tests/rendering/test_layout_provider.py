@@ -11,7 +11,13 @@ from composer.cli.main import main
 from composer.config import defaults
 from composer.config.job import load_job
 from composer.rendering.layout import default_layout
-from tests.model.fake_gpu import CPU, CUDA, gpu  # noqa: F401 (gpu: a fixture)
+from tests.model.fake_gpu import CPU, CUDA, install
+
+
+@pytest.fixture
+def gpu(monkeypatch):
+    """A machine whose onnxruntime lists TensorRT and CUDA; sessions run on what ``gpu.runs_on`` says."""
+    return install(monkeypatch)
 
 
 @pytest.fixture
