@@ -60,3 +60,11 @@ def test_bad_options_are_refused(argv):
 def test_the_script_runs_the_module():
     script = Path(__file__).parents[2] / "scripts" / "gpu-check"
     assert script.stat().st_mode & stat.S_IEXEC and "benchmarks.gpu_check" in script.read_text()
+
+
+def test_out_of_time_points_are_skipped_not_measured(tmp_path, capsys):
+    code = gpu_check.main(["--provider", "cpu", "--quick", "--models", "light", "--precisions", "fp32",
+                           "--minutes", "0", "--out", str(tmp_path / "work")])
+    out = capsys.readouterr().out
+    assert code == 0 and out.count("skipped: out of time") == 2
+    assert "2 points skipped" in out
