@@ -33,6 +33,10 @@ MANIFEST = ".composer-run.json"
 _PART = "part-{:06d}.mp4"
 _IMAGE = re.compile(r"^(\d{6,})\.(png|jpg)$")
 _OUTPUT_PATHS = frozenset({"output.frames", "output.video"})  # where the output goes does not change its bytes
+# [model] keys that change where and how fast the model runs, never its output: TensorRT's cache folder (which
+# the first run creates and fills), the GPU's number, its memory limit and IO binding (bit-identical to
+# session.run).
+_SPEED_ONLY = frozenset({"model.cache", "model.device_id", "model.gpu_memory_limit", "model.io_binding"})
 _CHUNK = 1 << 20
 
 Fingerprint = dict[str, Any]  # part name -> a value or a content digest, as JSON reads it back
@@ -109,8 +113,8 @@ def video_encoding(layout: EncoderLayout, lanes: int = 1) -> dict[str, Any]:
 def fingerprint(job: Job, count: int, video: dict[str, Any] | None = None) -> Fingerprint:
     """Everything that decides the output's bytes, by name: each input's content (template, rectangles,
     features, model with its external data, audio), every key of ``[template]``, ``[features]``, ``[model]``,
-    ``[composite]`` and ``[output]`` but the output paths, ``[run] loop``, the frame count, the segment length,
-    the ``video`` encoding (:func:`video_encoding`) and composer's version.
+    ``[composite]`` and ``[output]`` but the output paths and the model's speed-only keys, ``[run] loop``, the
+    frame count, the segment length, the ``video`` encoding (:func:`video_encoding`) and composer's version.
 
     The job file counts through these settings rather than its bytes: a comment, or a ``[run]`` key that only
     changes the speed (batch, workers, chunk, memory), leaves the output and so the fingerprint as they were.
@@ -124,7 +128,7 @@ def fingerprint(job: Job, count: int, video: dict[str, Any] | None = None) -> Fi
             continue
         for field in fields(spec):
             key, value = f"{section}.{field.name}", getattr(spec, field.name)
-            if key in _OUTPUT_PATHS:
+            if key in _OUTPUT_PATHS or key in _SPEED_ONLY:
                 continue
             parts[key] = content_digest(value, model=key == "model.path") if isinstance(value, Path) else value
     normal: Fingerprint = json.loads(json.dumps(parts, default=str))  # as a manifest reads it back
