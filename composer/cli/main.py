@@ -131,8 +131,10 @@ def run(job_file: Path, reference: bool, batch: int | None, workers: int | None,
 def demo(out_dir: Path, count: int, size: tuple[int, int], quiet: bool) -> None:
     """Make a synthetic talking-head job (template, rectangles, speech, audio encoder, U-Net) and render it: the
     encoder turns the speech into the features, and the speech is muxed into the video."""
+    from composer.model.providers import runtime
     from composer.tools.demo import make_demo_assets
 
+    runtime()  # no ONNX Runtime, or two builds: one line before anything is written
     if not quiet:
         _say(f"writing demo inputs to {out_dir} ...")
     job_path = make_demo_assets(out_dir, frames=count, size=size)
@@ -151,6 +153,7 @@ def _register() -> None:
     from composer.cli.assets import features, init
     from composer.cli.live import live
     from composer.cli.measure import profile, sweep
+    from composer.cli.precision import fp16, precision
     from composer.cli.tools import inspect_command, rects
 
     main.add_command(features)
@@ -160,6 +163,8 @@ def _register() -> None:
     main.add_command(profile)
     main.add_command(sweep)
     main.add_command(live)
+    main.add_command(fp16)
+    main.add_command(precision)
 
 
 _register()

@@ -239,3 +239,32 @@ def string(key: str, value: Any, base: Path) -> str:
     if not isinstance(value, str) or not value:
         raise fail(key, f"expected a string, got {type_name(value)} {shown(value)}")
     return value
+
+
+def boolean(key: str, value: Any, base: Path) -> bool:
+    if not isinstance(value, bool):
+        raise fail(key, f"expected true or false, got {shown(value)}")
+    return value
+
+
+def auto_or_boolean(key: str, value: Any, base: Path) -> str | bool:
+    if value == "auto" or isinstance(value, bool):
+        return value
+    raise fail(key, f"expected \"auto\", true or false, got {shown(value)}")
+
+
+def batch_profile(maximum: int) -> Check:
+    """``[min, opt, max]`` batch sizes, ``1 <= min <= opt <= max <= maximum``."""
+
+    def check(key: str, value: Any, base: Path) -> tuple[int, int, int]:
+        if (
+            not isinstance(value, list)
+            or len(value) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            or not 1 <= value[0] <= value[1] <= value[2] <= maximum
+        ):
+            raise fail(key, f"expected [min, opt, max] batch sizes with 1 <= min <= opt <= max <= {maximum}, got "
+                            f"{shown(value)}")
+        return (value[0], value[1], value[2])
+
+    return check

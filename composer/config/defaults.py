@@ -16,6 +16,21 @@ from composer.config.job import Job
 CPU_BATCH = 1  # frames per model call on a CPU
 ACCELERATOR_BATCH = 4  # frames per model call on CUDA or TensorRT
 CHEAP_SECONDS_PER_PIXEL = 4e-9  # a 1280x720 frame's decode (5-6 ms) or composite and jpg (3-6 ms) costs more
+# Intra-op threads of one CPU session: past about 8, each operator's barrier costs more than the share of work
+# another thread takes off the rest; more cores get more lanes instead (docs/design.md, "Many cores").
+CPU_THREADS_PER_LANE = 8
+# Intra-op threads of a session on an accelerator: only the few operators the provider leaves to the CPU use them,
+# and with one thread the session opened to probe the provider becomes the lane (no second engine loaded).
+ACCELERATOR_THREADS = 1
+# Composite workers: one per core, up to this many; past it the one decoder and the writers pace the render.
+MAX_DEFAULT_WORKERS = 32
+# Video encoders (one x264 thread each) per core, as the share of a frame's CPU time that x264 takes: at
+# 1280x720, veryfast, crf 18 one x264 thread takes about 26 ms a frame (RESULTS.md, write_video), against
+# about 10 ms for decoding, the crop and paste and a jpg together, and 60 ms more for the heavy model on a CPU.
+CPU_ENCODERS_PER_CORE = (1, 3)  # heavy model on the CPU: 26 of 92 ms; a light one needs more (the segment
+# renderer, the CPU's default, has an x264 per lane anyway)
+ACCELERATOR_ENCODERS_PER_CORE = (3, 4)  # the model off the host: 26 of about 36 ms
+MAX_DEFAULT_ENCODERS = 48  # each x264 holds its look-ahead frames (about 50 MB at 1280x720)
 
 
 def usable_cores() -> int:
@@ -33,8 +48,9 @@ def wanted_batch(job: Job, accelerated: bool) -> int:
 
 
 def run_workers(job: Job) -> int:
-    """The pipeline's composite threads: ``[run] workers``, else one per usable core (at least two)."""
-    return job.run.workers or max(2, usable_cores())
+    """The pipeline's composite threads: ``[run] workers``, else one per usable core (at least two, at most
+    :data:`MAX_DEFAULT_WORKERS`)."""
+    return job.run.workers or max(2, min(usable_cores(), MAX_DEFAULT_WORKERS))
 
 
 @dataclass(frozen=True)
@@ -94,13 +110,18 @@ def model_layout(job: Job, accelerated: bool, cheap: bool = False) -> ModelLayou
 
     On a CPU the default is two lanes (fewer on one core), each with its share of the cores: a session's
     intra-op threads meet at a barrier after every operator, so when another thread takes one of their cores
-    the others wait, while two one-thread sessions never wait for each other. A cheap model gets one lane on one
-    thread. An accelerator gets one lane: the model thread only waits on the device there.
+    the others wait, while two one-thread sessions never wait for each other. Past 16 cores, one lane per
+    :data:`CPU_THREADS_PER_LANE` cores (8 lanes of 8 threads on 64). A cheap model gets one lane on one thread.
+    An accelerator gets one lane on :data:`ACCELERATOR_THREADS` threads: the model thread only waits on the
+    device there, and the host's cores go to decoding, compositing and x264.
     """
     cores = usable_cores()
     if cheap and cost_decides(job, accelerated):
         return ModelLayout(1, 1, accelerated)
-    lanes = job.run.lanes or (1 if accelerated else min(2, cores))
+    if accelerated:
+        lanes = job.run.lanes or 1
+        return ModelLayout(lanes, job.run.threads or min(ACCELERATOR_THREADS, cores), accelerated)
+    lanes = job.run.lanes or max(min(2, cores), cores // CPU_THREADS_PER_LANE)
     threads = job.run.threads or max(1, cores // lanes)
     return ModelLayout(lanes, threads, accelerated)
 
@@ -131,12 +152,24 @@ class EncoderLayout:
         return f"{self.encoders} encoder{'s' * (self.encoders > 1)} x {threads}"
 
 
-def encoder_layout(job: Job) -> EncoderLayout:
-    """The pipeline's video encoders and x264 threads each: ``[run] encoders`` / ``encoder_threads``, else two
-    encoders (one on one core) on one x264 thread each, the last segment on x264's own threads; one encoder
-    keeps x264's own threads. Two x264s on alternate segments keep two cores busier than one x264 whose frame
-    threads wait on each other."""
-    encoders = job.run.encoders or min(2, usable_cores())
+def default_encoders(cores: int, accelerated: bool) -> int:
+    """Video segments encoded side by side when ``[run] encoders`` is left to composer: x264's share of the
+    cores (:data:`CPU_ENCODERS_PER_CORE`, :data:`ACCELERATOR_ENCODERS_PER_CORE`), at least two (one on one
+    core). Beside an accelerator x264 is most of the host's work: on 16 cores 12 single-threaded x264s encode
+    about 460 frames a second at 1280x720 while the other 4 cores decode, paste and write about 400, so
+    neither side caps the other. An encoder with no segment to encode only waits, so erring high costs memory,
+    not speed."""
+    num, den = ACCELERATOR_ENCODERS_PER_CORE if accelerated else CPU_ENCODERS_PER_CORE
+    return min(MAX_DEFAULT_ENCODERS, max(min(2, cores), cores * num // den))
+
+
+def encoder_layout(job: Job, accelerated: bool = False) -> EncoderLayout:
+    """The pipeline's video encoders and x264 threads each: ``[run] encoders`` / ``encoder_threads``, else
+    :func:`default_encoders` on one x264 thread each, the last segment on x264's own threads; one encoder
+    keeps x264's own threads. Several x264s on alternate segments keep more cores busy than one x264 whose
+    frame threads wait on each other, and the video's parallelism comes from them, not from more threads in
+    one x264."""
+    encoders = job.run.encoders or default_encoders(usable_cores(), accelerated)
     threads = job.run.encoder_threads
     if threads is None and encoders == 1:
         threads = 0

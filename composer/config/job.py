@@ -18,6 +18,9 @@ from typing import Any
 from composer.config.checks import (
     Check,
     auto_or,
+    auto_or_boolean,
+    batch_profile,
+    boolean,
     byte_size,
     choice,
     fail,
@@ -39,6 +42,7 @@ from composer.config.limits import (
     MAX_CHUNK_SECONDS,
     MAX_CRF,
     MAX_CROP,
+    MAX_DEVICES,
     MAX_ENCODER_THREADS,
     MAX_ENCODERS,
     MAX_FRAMES,
@@ -66,6 +70,7 @@ INTERPOLATIONS = ("linear", "area", "cubic", "nearest")
 PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
 LOOPS = ("pingpong", "repeat", "once")
 MODES = ("auto", "segments", "pipeline")
+CONV_SEARCHES = ("heuristic", "exhaustive", "default")
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,14 @@ class ModelSpec:
     resize_in: str = "linear"
     resize_out: str = "linear"
     provider: str = "auto"
+    # Accelerators (docs/gpu.md): buffers bound once per lane, the device, cuDNN, memory, TensorRT.
+    io_binding: str | bool = "auto"  # "auto": on for an accelerator
+    device_id: int = 0
+    cudnn_conv_algo_search: str = "heuristic"
+    gpu_memory_limit: int | None = None  # bytes; None: ONNX Runtime's default (no limit)
+    fp16: bool = False  # TensorRT builds float16 kernels where it can
+    cache: Path | None = None  # TensorRT engines and timing caches; None: the user's cache folder
+    trt_batches: tuple[int, int, int] | None = None  # TensorRT profile [min, opt, max]; None: [1, batch, batch]
 
     @property
     def window(self) -> int:
@@ -210,6 +223,13 @@ _SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "resize_in": (choice(INTERPOLATIONS), False),
         "resize_out": (choice(INTERPOLATIONS), False),
         "provider": (choice(PROVIDERS), False),
+        "io_binding": (auto_or_boolean, False),
+        "device_id": (integer(0, MAX_DEVICES - 1), False),
+        "cudnn_conv_algo_search": (choice(CONV_SEARCHES), False),
+        "gpu_memory_limit": (byte_size, False),
+        "fp16": (boolean, False),
+        "cache": (file_path, False),
+        "trt_batches": (batch_profile(MAX_BATCH), False),
     },
     "composite": {"blend": (choice(("hard", "feather")), False), "feather": (integer(0, MAX_CROP), False)},
     "output": {
@@ -297,6 +317,9 @@ def job_from_dict(raw: Mapping[str, Any], path: Path) -> Job:
     if composite.get("blend") == "feather" and composite.get("feather", 0) == 0:
         raise fail("composite.feather", "must be > 0 when composite.blend = \"feather\"")
     _check_threads_in_all(run)
+    profile, batch = model.get("trt_batches"), run.get("batch")
+    if profile is not None and batch is not None and not profile[0] <= batch <= profile[2]:
+        raise fail("model.trt_batches", f"{list(profile)} does not take run.batch = {batch}")
     return Job(
         path=path,
         template=TemplateSpec(source=sources[0], rects=template["rects"]),

@@ -26,6 +26,9 @@ MAX_RATE_TERM = 2**31 - 1
 # 4096 crops of 256 x 256 x 6 float32 are already 6 GiB of input buffers.
 MAX_BATCH = 4096
 
+# GPUs on one machine (CUDA device ids): servers hold 8 or 16; 64 is past any of them.
+MAX_DEVICES = 64
+
 # Threads: composite workers, model lanes (an ONNX Runtime session each), intra-op threads per lane. Each
 # helps up to about one per core; 256 leaves room for a large server's cores, while ONNX Runtime asked for
 # 10**6 threads exhausts the memory and crashes.

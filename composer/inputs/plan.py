@@ -54,6 +54,7 @@ class Plan:
             feature_row_shape=tuple(self.features.shape[1:]) if self.features is not None else None,
             window=features.window if features is not None else 1,
             threads=threads or self.job.run.threads or defaults.usable_cores(),
+            batch=self.job.run.batch,
         )
 
 

@@ -18,7 +18,9 @@ import psutil
 
 from composer import __version__
 from composer.config import defaults
+from composer.errors import ModelError
 from composer.measure.report import markdown_table
+from composer.model.providers import runtime
 
 __all__ = ["Machine", "describe_machine"]
 
@@ -134,8 +136,8 @@ def _nvidia_gpus() -> tuple[str, ...]:
 
 def _providers() -> tuple[str, ...]:
     try:
-        import onnxruntime as ort
-    except ImportError:  # pragma: no cover - a dependency of composer
+        ort = runtime()
+    except ModelError:  # none or several ONNX Runtime builds: the versions say which
         return ()
     return tuple(ort.get_available_providers())
 

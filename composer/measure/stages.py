@@ -167,7 +167,8 @@ def measure_stages(job: Job, scratch: Path, limit: int | None = None) -> Measure
         per_decode = (decode.wall / decode.calls, decode.cpu / decode.calls)
 
         model = Model(spec, feature_row_shape=tuple(plan.features.shape[1:]) if plan.features is not None else None,
-                      window=job.features.window if job.features is not None else 1, threads=1)
+                      window=job.features.window if job.features is not None else 1, threads=1,
+                      batch=job.run.batch)
         batch = run_batch(job, model)
         inputs = ModelInputs.allocate(spec, model, batch)
         warm_up([model], batch)  # the first call allocates; not a cost of the steady state

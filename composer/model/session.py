@@ -1,35 +1,41 @@
-"""The model adapter: one ONNX Runtime session, its inputs found and checked against the job (docs/design.md 3.5-3.7).
+"""The model adapter: one ONNX Runtime session on the provider it really runs on, its inputs matched to the job
+(:mod:`composer.model.signature`), its providers and their options from :mod:`composer.model.providers`.
 
 Only one thread may call a :class:`Model`'s :meth:`Model.run`; the processor gives each of its model lanes a
 session of its own. Its outputs are checked (docs/design.md section 9): an output type that is not a float is
-refused at load, and an output that holds NaN or inf fails the batch (:class:`NonFiniteOutput`).
+refused at load, and an output that holds NaN or inf fails the batch (:class:`NonFiniteOutput`). On an
+accelerator every call has the same batch (the last one padded), so that TensorRT and cuDNN meet one shape, and
+the inputs and output are bound to buffers allocated once (:mod:`composer.model.binding`).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import math
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from composer.config.defaults import ACCELERATOR_BATCH, CPU_BATCH
 from composer.config.job import ModelSpec
 from composer.errors import ModelError
+from composer.model.binding import BoundCalls
+from composer.model.providers import (
+    ACCELERATED_PROVIDERS,
+    check_provider,
+    choose_providers,
+    runtime,
+    session_providers,
+)
+from composer.model.signature import check_external_data, declared_shapes, known_dim, match_inputs, shape_text
 
 log = logging.getLogger("composer")
 
-_PROVIDERS = {
-    "tensorrt": "TensorrtExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "cpu": "CPUExecutionProvider",
-}
-_AUTO_ORDER = ("tensorrt", "cuda", "cpu")
-ACCELERATED_PROVIDERS = frozenset({_PROVIDERS["tensorrt"], _PROVIDERS["cuda"]})
 # ONNX element types that reach numpy as floats; any other output type is refused at load.
-_FLOAT_OUTPUTS = frozenset({"tensor(float)", "tensor(float16)", "tensor(double)"})
+_FLOATS: dict[str, np.dtype[Any]] = {
+    "tensor(float)": np.dtype(np.float32),
+    "tensor(float16)": np.dtype(np.float16),
+    "tensor(double)": np.dtype(np.float64),
+}
 
 
 class NonFiniteOutput(ModelError):
@@ -45,133 +51,6 @@ class NonFiniteOutput(ModelError):
         self.sample = sample
 
 
-@dataclass(frozen=True)
-class ModelInputs:
-    """Names and per-sample shapes of the model's inputs, as matched to the job."""
-
-    image: str
-    image_shape: tuple[int, int, int]
-    feature: str | None
-    feature_shape: tuple[int, ...] | None
-    batch: int | None  # fixed batch size, or None when the batch dimension is dynamic
-
-
-def _dim(value: object) -> int | None:
-    return value if isinstance(value, int) and value > 0 else None
-
-
-def _shape_text(shape: list[object]) -> str:
-    return "[" + ", ".join(str(d) if _dim(d) else "?" for d in shape) + "]"
-
-
-def match_inputs(path: Path, inputs: list[tuple[str, list[object]]], spec: ModelSpec,
-                 feature_row_shape: tuple[int, ...] | None, window: int) -> ModelInputs:
-    """Find the image and feature inputs among ``(name, shape)`` pairs and check them against the job.
-
-    The image input is the rank-4 input with ``3 * len(inputs)`` channels; the feature input is the other one,
-    and its per-sample element count must equal ``window`` rows of the features array.
-
-    Raises:
-        ModelError: naming the model and the shapes that do not fit.
-    """
-    channels = spec.image_channels
-    images = [(n, s) for n, s in inputs if len(s) == 4 and _dim(s[1]) == channels]
-    listing = ", ".join(f"{n} {_shape_text(s)}" for n, s in inputs)
-    if len(images) != 1:
-        raise ModelError(
-            f"{path}: expected one rank-4 image input with {channels} channels "
-            f"(3 per group of model.inputs = {list(spec.inputs)}); the model has {listing}"
-        )
-    image, image_shape = images[0]
-    for axis, name in ((2, "height"), (3, "width")):
-        size = _dim(image_shape[axis])
-        if size is not None and size != spec.window:
-            raise ModelError(
-                f"{path}: image input {image} {_shape_text(image_shape)} has {name} {size}, the job gives "
-                f"crop - 2 * border = {spec.window}"
-            )
-    others = [(n, s) for n, s in inputs if n != image]
-    feature = feature_shape = None
-    if feature_row_shape is None:
-        if others:
-            raise ModelError(f"{path}: the model also takes {listing}, but the job has no [features]")
-    else:
-        if len(others) != 1:
-            raise ModelError(f"{path}: expected one feature input besides {image}; the model has {listing}")
-        feature, shape = others[0]
-        dims = [_dim(d) for d in shape[1:]]
-        if any(d is None for d in dims):
-            raise ModelError(f"{path}: feature input {feature} {_shape_text(shape)} needs fixed sizes")
-        feature_shape = tuple(int(d) for d in dims if d is not None)
-        wanted = window * math.prod(feature_row_shape)
-        if math.prod(feature_shape) != wanted:
-            raise ModelError(
-                f"{path}: feature input {feature} takes {list(feature_shape)} = {math.prod(feature_shape)} "
-                f"values per frame, but a window of {window} rows of shape {list(feature_row_shape)} holds "
-                f"{wanted}"
-            )
-    batches = {_dim(s[0]) for _, s in inputs} - {None}
-    if len(batches) > 1:
-        raise ModelError(f"{path}: the inputs disagree on a fixed batch size: {listing}")
-    return ModelInputs(
-        image=image,
-        image_shape=(channels, spec.window, spec.window),
-        feature=feature,
-        feature_shape=feature_shape,
-        batch=batches.pop() if batches else None,
-    )
-
-
-def check_external_data(path: Path) -> None:
-    """Refuse a model whose external-data files lie outside its own folder (a path-traversal guard).
-
-    Raises:
-        ModelError: the file is not an ONNX model, or an external tensor points outside its folder.
-    """
-    import onnx
-
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf raises assorted errors for a file that is not ONNX
-        raise ModelError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
-    folder = path.parent.resolve()
-    tensors = list(proto.graph.initializer)
-    for node in proto.graph.node:
-        tensors += [a.t for a in node.attribute if a.HasField("t")]
-    for tensor in tensors:
-        if tensor.data_location != onnx.TensorProto.EXTERNAL:
-            continue
-        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        target = (folder / location).resolve()
-        if Path(location).is_absolute() or not target.is_relative_to(folder):
-            raise ModelError(
-                f"{path}: tensor {tensor.name!r} reads external data from {location!r}, outside the model's folder"
-            )
-
-
-def choose_providers(wanted: str, available: list[str]) -> list[str]:
-    """The execution providers to ask for, best first, for ``model.provider = wanted``."""
-    if wanted == "auto":
-        return [_PROVIDERS[p] for p in _AUTO_ORDER if _PROVIDERS[p] in available]
-    name = _PROVIDERS[wanted]
-    if name not in available:
-        raise ModelError(
-            f"model.provider = {wanted!r}: {name} is not available in this onnxruntime "
-            f"(available: {', '.join(available)}); install the gpu extra or use provider = \"auto\""
-        )
-    return [name] if wanted == "cpu" else [name, _PROVIDERS["cpu"]]
-
-
-def expects_accelerator(wanted: str) -> bool:
-    """Whether ``model.provider = wanted`` would put the model on an accelerator in this onnxruntime."""
-    import onnxruntime as ort
-
-    try:
-        return choose_providers(wanted, ort.get_available_providers())[0] != _PROVIDERS["cpu"]
-    except ModelError:
-        return False  # the model's own load reports the missing provider
-
-
 def session_options() -> Any:
     """ONNX Runtime session options whose log stays off stderr; composer reports what matters in one line.
 
@@ -180,20 +59,13 @@ def session_options() -> Any:
     and for the process-wide default logger (which speaks while providers are set up, before a session has a
     logger of its own). With composer's log at debug level (``--debug``) its warnings and errors are shown.
     """
-    import onnxruntime as ort
+    ort = runtime()
 
     severity = 2 if log.isEnabledFor(logging.DEBUG) else 4  # 2 warning, 3 error, 4 fatal
     ort.set_default_logger_severity(severity)
     options = ort.SessionOptions()
     options.log_severity_level = severity
     return options
-
-
-@functools.cache
-def _fell_back(wanted: str, asked: str, path: Path, got: str) -> None:
-    """One warning per model and provider, however many lanes load it: ONNX Runtime's own reason is not shown."""
-    log.warning("model.provider = %r: %s could not be started, so model %s runs on %s (--debug shows ONNX "
-                "Runtime's reason)", wanted, asked, path.name, got)
 
 
 class Model:
@@ -204,17 +76,24 @@ class Model:
         feature_row_shape: shape of one features row (``features.shape[1:]``), or None without features.
         window: feature rows per output frame.
         threads: ONNX Runtime intra-op threads.
+        spinning: whether idle intra-op threads spin.
+        batch: the job's ``[run] batch`` (None: the provider's default), the batch every call on an accelerator
+            or with IO binding is padded to, and TensorRT's profile is built for.
+
+    Raises:
+        ModelError: the model cannot be loaded, does not fit the job, or a GPU provider asked for by name ended
+            on the CPU.
     """
 
     def __init__(self, spec: ModelSpec, feature_row_shape: tuple[int, ...] | None = None, window: int = 1,
-                 threads: int = 1, spinning: bool = False) -> None:
-        import onnxruntime as ort
+                 threads: int = 1, spinning: bool = False, batch: int | None = None) -> None:
+        ort = runtime()
 
         self.spec, self.threads = spec, threads
         path = spec.path
         if not path.is_file():
             raise ModelError(f"{path}: no such model file")
-        check_external_data(path)
+        proto = check_external_data(path)
         options = session_options()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -225,33 +104,64 @@ class Model:
         if not spinning:
             # Idle intra-op threads would otherwise spin on cores the composite workers need.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        providers = choose_providers(spec.provider, ort.get_available_providers())
+        asked = choose_providers(spec.provider, ort.get_available_providers())
+        accelerator_batch = batch or ACCELERATOR_BATCH
+        providers = session_providers(spec, asked, ort.__version__, declared_shapes(proto, spec), accelerator_batch)
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{path}: cannot load the model: {first}") from None
-        self.provider = self.session.get_providers()[0]
+        reported = list(self.session.get_providers())
+        self.provider = reported[0]
         log.debug("model %s: a session on %s", path.name, self.provider)  # the render says it once, at info
-        if spec.provider != "auto" and self.provider != providers[0]:
-            _fell_back(spec.provider, providers[0], path, self.provider)
+        check_provider(spec, asked, self.provider, reported)
         inputs = [(i.name, list(i.shape)) for i in self.session.get_inputs()]
         self.inputs = match_inputs(path, inputs, spec, feature_row_shape, window)
-        self.output = self.session.get_outputs()[0].name
-        out_shape = list(self.session.get_outputs()[0].shape)
+        # A float16 input gets float16 values (composer prepares float32).
+        self.dtypes = {i.name: _FLOATS.get(i.type, np.dtype(np.float32)) for i in self.session.get_inputs()}
+        output = self.session.get_outputs()[0]
+        self.output = output.name
+        out_shape = list(output.shape)
         expected = [3, spec.window, spec.window]
-        if len(out_shape) != 4 or any(_dim(d) not in (None, e) for d, e in zip(out_shape[1:], expected)):
+        if len(out_shape) != 4 or any(known_dim(d) not in (None, e) for d, e in zip(out_shape[1:], expected)):
             raise ModelError(
-                f"{path}: first output {self.output} is {_shape_text(out_shape)}, expected "
+                f"{path}: first output {self.output} is {shape_text(out_shape)}, expected "
                 f"[batch, 3, {spec.window}, {spec.window}]"
             )
-        out_type = self.session.get_outputs()[0].type
         # A type ONNX Runtime cannot name here (not "tensor(...)") is left to the first run's check.
-        if out_type.startswith("tensor(") and out_type not in _FLOAT_OUTPUTS:
+        if output.type.startswith("tensor(") and output.type not in _FLOATS:
             raise ModelError(
-                f"{path}: first output {self.output!r} is {out_type}; composer needs float values in [0, 1] "
+                f"{path}: first output {self.output!r} is {output.type}; composer needs float values in [0, 1] "
                 "(float, float16 or double)"
             )
+        binding = spec.io_binding if spec.io_binding != "auto" else self.accelerated
+        # Every call of one shape: on an accelerator (one TensorRT engine, one cuDNN algorithm search) and
+        # with IO binding (buffers of one size). The model's own fixed batch comes first.
+        self.call_batch = self.inputs.batch or (
+            (batch or (ACCELERATOR_BATCH if self.accelerated else CPU_BATCH))
+            if self.accelerated or binding else None)
+        self.bound: BoundCalls | None = None
+        if binding:
+            assert self.call_batch is not None
+            self.bound = self._bind(ort, self.call_batch, _FLOATS.get(output.type, np.dtype(np.float32)))
+        log.debug("model %s: calls of batch %s, IO binding %s", path.name, self.call_batch or "as given",
+                  "on" if binding else "off")
+
+    def _bind(self, ort: Any, batch: int, out_dtype: np.dtype[Any]) -> BoundCalls:
+        image = self.inputs.image
+        inputs: dict[str, tuple[tuple[int, ...], np.dtype[Any]]] = {
+            image: ((batch, *self.inputs.image_shape), self.dtypes[image])}
+        if self.inputs.feature is not None:
+            inputs[self.inputs.feature] = ((batch, *(self.inputs.feature_shape or ())),
+                                           self.dtypes[self.inputs.feature])
+        output = (self.output, (batch, 3, self.spec.window, self.spec.window), out_dtype)
+        device = "cpu" if not self.accelerated else "cuda"
+        try:
+            return BoundCalls(self.session, ort, inputs, output, device, self.spec.device_id)
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelError(f"{self.spec.path}: cannot bind the model's inputs and output on {device}: "
+                             f"{str(exc).strip().splitlines()[0]}") from None
 
     @property
     def accelerated(self) -> bool:
@@ -295,9 +205,9 @@ class Model:
         return out
 
     def _infer(self, images: np.ndarray, features: np.ndarray | None) -> np.ndarray:
-        """The session's output for the ``n`` samples, in batches of the model's fixed size where it has one."""
+        """The session's output for the ``n`` samples, in calls of :attr:`call_batch` where there is one."""
         n = len(images)
-        fixed = self.inputs.batch
+        fixed = self.call_batch
         if fixed is not None and n > fixed:
             parts = [
                 self._infer(images[k : k + fixed], None if features is None else features[k : k + fixed])
@@ -307,12 +217,13 @@ class Model:
         if fixed is not None and n != fixed:
             images = _pad(images, fixed)
             features = _pad(features, fixed) if features is not None else None
-        feed = {self.inputs.image: images}
+        feed = {self.inputs.image: images.astype(self.dtypes[self.inputs.image], copy=False)}
         if self.inputs.feature is not None:
             assert features is not None
-            feed[self.inputs.feature] = features.reshape(len(images), *self.inputs.feature_shape or ())
+            feed[self.inputs.feature] = features.reshape(len(images), *self.inputs.feature_shape or ()).astype(
+                self.dtypes[self.inputs.feature], copy=False)
         try:
-            out = self.session.run([self.output], feed)[0]
+            out = self.bound.run(feed) if self.bound is not None else self.session.run([self.output], feed)[0]
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelError(f"{self.spec.path}: inference failed: {str(exc).strip().splitlines()[0]}") from None
         if out.shape[1:] != (3, self.spec.window, self.spec.window):

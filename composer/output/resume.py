@@ -34,6 +34,10 @@ _PART = "part-{:06d}.mp4"
 _IMAGE = re.compile(r"^(\d{6,})\.(png|jpg)$")
 _MODELS = frozenset({"model.path", "features.encoder"})  # ONNX files, whose external data counts too
 _OUTPUT_PATHS = frozenset({"output.frames", "output.video"})  # where the output goes does not change its bytes
+# [model] keys that change where and how fast the model runs, never its output: TensorRT's cache folder (which
+# the first run creates and fills), the GPU's number, its memory limit and IO binding (bit-identical to
+# session.run).
+_SPEED_ONLY = frozenset({"model.cache", "model.device_id", "model.gpu_memory_limit", "model.io_binding"})
 
 Fingerprint = dict[str, Any]  # part name -> a value or a content digest, as JSON reads it back
 
@@ -61,9 +65,9 @@ def video_encoding(layout: EncoderLayout, lanes: int = 1) -> dict[str, Any]:
 def fingerprint(job: Job, count: int, video: dict[str, Any] | None = None, rows: Path | None = None) -> Fingerprint:
     """Everything that decides the output's bytes, by name: each input's content (template, rectangles,
     features or the audio and encoder they are made from, model and encoder with their external data, audio),
-    every key of ``[template]``, ``[features]``, ``[model]``, ``[composite]`` and ``[output]`` but the output paths,
-    ``[run] loop``, the frame count, the segment length, the ``video`` encoding (:func:`video_encoding`) and
-    composer's version.
+    every key of ``[template]``, ``[features]``, ``[model]``, ``[composite]`` and ``[output]`` but the output paths
+    and the model's speed-only keys, ``[run] loop``, the frame count, the segment length, the ``video`` encoding
+    (:func:`video_encoding`) and composer's version.
 
     ``rows``: the file of features made from audio (1.1), whose content counts too, so that a resumed run uses
     the very rows the interrupted one did (an encoder run by another ONNX Runtime may round them differently).
@@ -80,7 +84,7 @@ def fingerprint(job: Job, count: int, video: dict[str, Any] | None = None, rows:
             continue
         for field in fields(spec):
             key, value = f"{section}.{field.name}", getattr(spec, field.name)
-            if key in _OUTPUT_PATHS:
+            if key in _OUTPUT_PATHS or key in _SPEED_ONLY:
                 continue
             parts[key] = content_digest(value, model=key in _MODELS) if isinstance(value, Path) else value
     if rows is not None:

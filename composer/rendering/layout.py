@@ -180,7 +180,7 @@ def choose_layout(plan: Plan) -> tuple[RenderLayout, list[Model]]:
                  "no more" if cheap else "more", 1000 * cheap_seconds(pixels, cores),
                  "one lane on one thread keeps up" if cheap else "two lanes")
     lanes = model_layout(job, accelerated, cheap)
-    workers, encoders = run_workers(job), encoder_layout(job)
+    workers, encoders = run_workers(job), encoder_layout(job, accelerated)
     chunk = cache(lanes, pipeline_bytes(width, height, spec, shape, video, batch, workers, lanes.lanes,
                                         encoders.encoders))
     return RenderLayout("pipeline", lanes, batch, workers, chunk, encoders), opened

@@ -15,6 +15,7 @@ from composer.inputs.audio_features import rows_per_frame
 from composer.inputs.encoder import AudioEncoder
 from composer.inputs.plan import DEFAULT_FPS, open_plan
 from composer.inputs.sources import open_template
+from composer.model.providers import runtime
 from composer.model.session import Model, session_options
 
 __all__ = ["DOES_NOT_FIT", "check_fit", "describe_model"]
@@ -65,8 +66,7 @@ def describe_model(path: Path) -> str:
     Raises:
         ModelError: The file is missing or ONNX Runtime cannot load it.
     """
-    import onnxruntime as ort
-
+    ort = runtime()
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")

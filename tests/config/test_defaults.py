@@ -37,7 +37,7 @@ def test_a_cpu_gets_two_single_threaded_lanes_sharing_the_cores(monkeypatch, job
 def test_an_accelerator_gets_one_lane(monkeypatch, job):
     monkeypatch.setattr(defaults, "usable_cores", lambda: 8)
     layout = model_layout(job, accelerated=True)
-    assert (layout.lanes, layout.threads, layout.accelerated) == (1, 8, True)
+    assert (layout.lanes, layout.threads, layout.accelerated) == (1, 1, True)
 
 
 def test_the_job_overrides_lanes_and_threads(monkeypatch, job):
@@ -70,7 +70,7 @@ def test_a_cheap_model_gets_one_lane_on_one_thread(monkeypatch, job, cores):
 
 def test_the_accelerator_layout_does_not_depend_on_the_cost(monkeypatch, job):
     monkeypatch.setattr(defaults, "usable_cores", lambda: 8)
-    assert model_layout(job, True, cheap=True).text() == "1 lane x 8 threads"
+    assert model_layout(job, True, cheap=True).text() == "1 lane x 1 thread"
 
 
 @pytest.mark.parametrize(("seconds", "lanes"), [(0.0, 1), (10.0, 2)])
@@ -163,9 +163,9 @@ def test_workers_from_the_job_else_the_cores(monkeypatch, job):
 
 
 @pytest.mark.parametrize(("cores", "layout"), [(1, EncoderLayout(1, 0)), (2, EncoderLayout(2, None)),
-                                             (16, EncoderLayout(2, None))])
-def test_video_gets_two_encoders_on_one_thread_each(monkeypatch, job, cores, layout):
-    # One encoder keeps x264's own threads; two get one each, the last segment x264's own (None).
+                                             (8, EncoderLayout(2, None)), (16, EncoderLayout(5, None))])
+def test_video_gets_encoders_on_one_thread_each(monkeypatch, job, cores, layout):
+    # One encoder keeps x264's own threads; several get one each, the last segment x264's own (None).
     monkeypatch.setattr(defaults, "usable_cores", lambda: cores)
     assert encoder_layout(job) == layout
 
@@ -178,3 +178,45 @@ def test_the_job_sets_encoders_and_their_threads(make_job):
         "2 encoders x 1 thread (x264's own for the last segment)")
     with pytest.raises(JobError, match="run.encoders"):
         load_job(make_job(), {"run": {"encoders": 0}})
+
+
+# cores, accelerated -> renderer, segment lanes, pipeline lanes x threads, workers, encoders, batch
+# (docs/design.md, "Many cores").
+MACHINES = [
+    (1, False, "pipeline", 1, "1 lane x 1 thread", 2, 1, CPU_BATCH),
+    (2, False, "segments", 2, "2 lanes x 1 thread", 2, 2, CPU_BATCH),
+    (4, False, "segments", 4, "2 lanes x 2 threads", 4, 2, CPU_BATCH),
+    (8, False, "segments", 8, "2 lanes x 4 threads", 8, 2, CPU_BATCH),
+    (16, False, "segments", 16, "2 lanes x 8 threads", 16, 5, CPU_BATCH),
+    (64, False, "segments", 64, "8 lanes x 8 threads", 32, 21, CPU_BATCH),
+    (4, True, "pipeline", 4, "1 lane x 1 thread", 4, 3, ACCELERATOR_BATCH),
+    (16, True, "pipeline", 16, "1 lane x 1 thread", 16, 12, ACCELERATOR_BATCH),
+    (64, True, "pipeline", 64, "1 lane x 1 thread", 32, 48, ACCELERATOR_BATCH),
+]
+
+
+@pytest.mark.parametrize(("cores", "accelerated", "renderer", "segment_lanes", "pipeline", "workers", "encoders",
+                          "batch"), MACHINES)
+def test_the_defaults_on_many_cores(monkeypatch, job, cores, accelerated, renderer, segment_lanes, pipeline,
+                                    workers, encoders, batch):
+    monkeypatch.setattr(defaults, "usable_cores", lambda: cores)
+    assert ("segments" if defaults.segment_mode(job, accelerated) else "pipeline") == renderer
+    lanes = defaults.segment_layout(job, accelerated)
+    assert (lanes.lanes, lanes.threads) == (segment_lanes, 1)
+    assert model_layout(job, accelerated).text() == pipeline
+    assert run_workers(job) == workers
+    assert encoder_layout(job, accelerated).encoders == encoders
+    assert defaults.wanted_batch(job, accelerated) == batch
+
+
+def test_x264_does_not_cap_an_accelerator_on_16_cores(monkeypatch, job):
+    """Each encoder is one x264 thread on its own segment. With RESULTS.md's costs per 1280x720 frame (x264
+    about 26 ms, decode, crop, paste and jpg about 10 ms), the encoders beside an accelerator encode at least as
+    fast as the remaining cores deliver frames."""
+    monkeypatch.setattr(defaults, "usable_cores", lambda: 16)
+    layout = encoder_layout(job, accelerated=True)
+    assert layout == EncoderLayout(12, None)
+    x264_fps, others_fps = layout.encoders * 1000 / 26, (16 - layout.encoders) * 1000 / 10
+    assert x264_fps >= others_fps
+    assert encoder_layout(job, accelerated=False).encoders == 5  # on a CPU the model takes most cores
+    assert encoder_layout(job.with_run(encoders=3), accelerated=True).encoders == 3

@@ -432,3 +432,37 @@ def test_job_with_run_copies(tmp_path):
     assert (other.run.batch, other.run.chunk) == (1, 2)
     assert (job.run.batch, job.run.chunk) == (4, None)
     assert other.model == job.model
+
+
+@pytest.mark.parametrize(
+    ("new", "key"),
+    [
+        ('io_binding = "yes"', "model.io_binding"),
+        ("io_binding = 1", "model.io_binding"),
+        ("device_id = -1", "model.device_id"),
+        ("device_id = 64", "model.device_id"),
+        ('cudnn_conv_algo_search = "fast"', "model.cudnn_conv_algo_search"),
+        ("gpu_memory_limit = 0", "model.gpu_memory_limit"),
+        ('fp16 = "true"', "model.fp16"),
+        ("cache = 3", "model.cache"),
+        ("trt_batches = [1, 4]", "model.trt_batches"),
+        ("trt_batches = [4, 2, 8]", "model.trt_batches"),
+        ("trt_batches = [0, 1, 1]", "model.trt_batches"),
+        ("trt_batches = [1, 2, 4]\n[run]\nbatch = 8", "model.trt_batches"),
+    ],
+)
+def test_wrong_gpu_value_names_the_key(tmp_path, new, key):
+    with pytest.raises(JobError) as info:
+        load_job(_job_file(tmp_path, MINIMAL + new + "\n"))
+    assert f"job key {key}:" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_gpu_keys_load(tmp_path):
+    text = MINIMAL + ('io_binding = true\ndevice_id = 1\ncudnn_conv_algo_search = "exhaustive"\n'
+                      'gpu_memory_limit = "8GiB"\nfp16 = true\ncache = "engines"\ntrt_batches = [1, 4, 8]\n')
+    model = load_job(_job_file(tmp_path, text)).model
+    assert (model.io_binding, model.device_id, model.cudnn_conv_algo_search) == (True, 1, "exhaustive")
+    assert (model.gpu_memory_limit, model.fp16, model.trt_batches) == (8 * 2**30, True, (1, 4, 8))
+    assert model.cache == tmp_path / "jobs" / "engines"
+    defaults = load_job(_job_file(tmp_path, MINIMAL)).model
+    assert (defaults.io_binding, defaults.cudnn_conv_algo_search, defaults.cache) == ("auto", "heuristic", None)

@@ -9,7 +9,9 @@ import pytest
 
 from composer.config.job import ModelSpec
 from composer.errors import ModelError
-from composer.model.session import Model, ModelInputs, choose_providers, match_inputs
+from composer.model.providers import choose_providers
+from composer.model.session import Model
+from composer.model.signature import ModelInputs, match_inputs
 from composer.model.zoo import build_elementwise
 
 MODEL = Path("/models/m.onnx")

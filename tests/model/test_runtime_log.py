@@ -33,7 +33,8 @@ def test_a_failing_run_leaves_stderr_to_composer(tmp_path, capfd):
 
 
 def test_a_provider_that_could_not_be_started_is_one_warning(tmp_path, monkeypatch, caplog):
-    """ONNX Runtime's reason is no longer printed, so composer says that the model fell back to the CPU."""
+    """ONNX Runtime's reason is no longer printed, so composer says that the model fell back to the CPU (with
+    provider = "auto"; a provider asked for by name is an error then: tests/model/test_providers.py)."""
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
@@ -43,10 +44,10 @@ def test_a_provider_that_could_not_be_started_is_one_warning(tmp_path, monkeypat
                         lambda wanted, available: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     with warnings.catch_warnings(), caplog.at_level("WARNING", logger="composer"):
         warnings.simplefilter("ignore")  # this CPU build's own complaint about the provider it lacks
-        model = Model(_spec(path, provider="cuda"), feature_row_shape=(1,), window=1)
-        Model(_spec(path, provider="cuda"), feature_row_shape=(1,), window=1)  # a second lane: no second line
+        model = Model(_spec(path, provider="auto"), feature_row_shape=(1,), window=1)
+        Model(_spec(path, provider="auto"), feature_row_shape=(1,), window=1)  # a second lane: no second line
     assert model.provider == "CPUExecutionProvider"
     assert [r.getMessage() for r in caplog.records] == [
-        "model.provider = 'cuda': CUDAExecutionProvider could not be started, so model m.onnx runs on "
+        "model.provider = 'auto': CUDAExecutionProvider could not be started, so model m.onnx runs on "
         "CPUExecutionProvider (--debug shows ONNX Runtime's reason)"
     ]

@@ -305,3 +305,17 @@ def test_an_interrupt_at_any_moment_says_truly_what_to_do(tmp_path, monkeypatch,
     assert result.exit_code == 0, result.stderr
     assert _output_bytes(job_file.parent / "out") == small_whole[1]
     assert not (job_file.parent / "out" / "frames" / MANIFEST).exists()
+
+
+def test_the_models_speed_only_keys_leave_the_fingerprint_as_it_was(make_job, tmp_path):
+    """TensorRT's cache folder appears after the first run; the GPU's number, its memory limit and IO binding
+    do not change the bytes: a resume with them changed is still the same job."""
+    from composer.config.job import load_job
+    from composer.output.resume import fingerprint
+
+    job_file = make_job()
+    job = load_job(job_file)
+    changed = load_job(job_file, {"model": {"cache": str(tmp_path / "engines"), "device_id": 1,
+                                            "gpu_memory_limit": "1GiB", "io_binding": True}})
+    assert fingerprint(job, 23) == fingerprint(changed, 23)
+    assert fingerprint(job, 23) != fingerprint(load_job(job_file, {"model": {"fp16": True}}), 23)
