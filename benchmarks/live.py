@@ -18,17 +18,22 @@ latency stays flat instead of growing with the stream's length.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import threading
 import time
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.run import MODELS, _size, make_job
 from composer.config.job import load_job
+from composer.inputs.audio_features import encoded_job
+from composer.inputs.plan import output_fps
+from composer.inputs.sources import open_template
 from composer.live.runner import open_live
 from composer.live.stats import LiveStats
 from composer.measure.machine import describe_machine
@@ -54,8 +59,13 @@ def feed(fd: int, rows: np.ndarray, rate: float, count: int) -> None:
 
 def measure(job_file: Path, rate: float, seconds: float, output: Path) -> LiveStats:
     """One live run of ``job_file`` fed ``seconds`` of rows at ``rate``; its stats."""
-    job = load_job(job_file, {"output": {"fps": rate}})
-    rows = np.load(job_file.parent / "features.npy", mmap_mode="r")
+    job = load_job(job_file)
+    with open_template(job.template.source) as source:
+        fps = output_fps(job, source)
+    job = encoded_job(job, fps)  # the rows the stream is fed: the job's audio, encoded at the job's own rate
+    job = dataclasses.replace(job, output=dataclasses.replace(job.output, fps=Fraction(str(rate))))
+    assert job.features is not None and job.features.path is not None
+    rows = np.load(job.features.path, mmap_mode="r")
     count = max(1, round(rate * seconds))
     with open_live(job) as live:
         read, write = os.pipe()

@@ -13,6 +13,7 @@ back instead of running the encoder again.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -30,7 +31,7 @@ from composer.inputs.audio import decode_mono
 from composer.inputs.digest import content_digest
 from composer.inputs.encoder import AudioEncoder, encode_rows
 
-__all__ = ["CACHE_PREFIX", "cached_features", "features_cache", "rows_per_frame", "write_features"]
+__all__ = ["CACHE_PREFIX", "cached_features", "encoded_job", "features_cache", "rows_per_frame", "write_features"]
 
 CACHE_PREFIX = ".composer-features-"  # in a frames folder; beside a video: .NAME.features-
 _FORMAT = 1  # bump when the rows written for the same inputs change
@@ -155,3 +156,14 @@ def cached_features(spec: FeaturesSpec, fps: Fraction, prefix: Path) -> Path:
         if old.name.startswith(prefix.name) and old.suffix == ".npy" and old != path:
             old.unlink(missing_ok=True)
     return path
+
+
+def encoded_job(job: Job, fps: Fraction) -> Job:
+    """``job`` with its features in a ``.npy`` file: those made from ``features.audio`` (encoded, or read from the
+    cache beside the output) stand in for the audio and its encoder. A job without audio features is returned as
+    it is."""
+    spec = job.features
+    if spec is None or spec.audio is None:
+        return job
+    path = cached_features(spec, fps, features_cache(job))
+    return dataclasses.replace(job, features=dataclasses.replace(spec, path=path, audio=None, encoder=None))

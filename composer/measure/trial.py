@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from composer.config.job import Job
-from composer.inputs.audio_features import cached_features, features_cache
+from composer.inputs.audio_features import encoded_job
 from composer.inputs.features import load_features
 from composer.inputs.plan import output_fps
 from composer.inputs.sources import open_template
@@ -48,12 +48,10 @@ def trial_job(job: Job, frames: int | None, folder: Path) -> Job:
         frames=folder / "frames" if job.output.frames is not None else None,
         video=folder / "video.mp4" if job.output.video is not None else None,
     )
-    features = job.features
-    if features is not None and features.audio is not None:  # encoded once, beside the job's own output
+    if job.features is not None and job.features.audio is not None:  # encoded once, beside the job's own output
         with open_template(job.template.source) as source:
-            fps = output_fps(job, source)
-        path = cached_features(features, fps, features_cache(job))
-        features = dataclasses.replace(features, path=path, audio=None, encoder=None)
+            job = encoded_job(job, output_fps(job, source))
+    features = job.features
     if features is not None and features.path is not None and frames is not None:
         rows = load_features(features.path)
         if frames < len(rows):
