@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from composer.config.defaults import EncoderLayout, encoder_layout
 from composer.errors import Interrupted
 from composer.inputs.plan import Plan
-from composer.output.resume import fingerprint, mark_finished, mark_started, resumable, resume_point, video_encoding
+from composer.output.resume import fingerprint, mark_finished, mark_started, resumable, resume_point
 from composer.output.video_segments import SegmentedVideoSink
 from composer.output.writers import ImageFolderSink
 from composer.runtime import signals
@@ -30,7 +30,7 @@ class Outputs:
 
 @contextlib.contextmanager
 def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None,
-                 layout: EncoderLayout | None = None, lanes: int = 1) -> Iterator[Outputs]:
+                 layout: EncoderLayout | None = None) -> Iterator[Outputs]:
     """Open the sinks a plan asks for; each output takes its final name only if the block ends cleanly.
 
     The caller holds the outputs' locks (:func:`composer.output.lock.lock_outputs`, which checks the outputs
@@ -43,7 +43,6 @@ def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None
         resume: continue an interrupted run of the same job instead of starting over.
         run: the render's supervisor, which the video's encoder and audio threads join.
         layout: the video's encoders (None: :func:`composer.config.defaults.encoder_layout`).
-        lanes: the renderer's model lanes (the segment renderer cuts the job's last segments between them).
 
     Raises:
         JobError: ``resume`` is set but there is no interrupted run of this job, or it was of other inputs.
@@ -51,7 +50,7 @@ def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None
     """
     job, spec = plan.job, plan.job.output
     layout = layout or encoder_layout(job)
-    print_ = fingerprint(job, plan.count, video_encoding(layout, lanes) if spec.video is not None else None)
+    print_ = fingerprint(job, plan.count)
     try:
         start = resume_point(job, plan.count, print_) if resume else 0
         with contextlib.ExitStack() as stack:
@@ -61,7 +60,7 @@ def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None
             if spec.video is not None:
                 video = stack.enter_context(
                     SegmentedVideoSink(spec.video, plan.fps, plan.source.width, plan.source.height,
-                                       audio=spec.audio, crf=spec.crf, preset=spec.preset, threads=layout.threads,
+                                       audio=spec.audio, crf=spec.crf, preset=spec.preset,
                                        encoders=layout.encoders, start=start, frames=plan.count, run=run)
                 )
             mark_started(job, plan.count, print_, fresh=not resume)

@@ -22,13 +22,16 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from composer.config.defaults import EncoderLayout, usable_cores
 from composer.config.job import Job
 from composer.errors import JobError, OutputError
 from composer.inputs.sources import IMAGE_SUFFIXES
 from composer.version import __version__
 
 SEGMENT_FRAMES = 100  # frames per video segment: what an interrupt can lose, at most, and the encoders' unit
+# x264's threads per segment. Frame threads change x264's decisions, and its own choice counts the cores, so the
+# count is fixed: with it, a segment's bytes depend on its frames and [output] alone, whichever renderer, lanes,
+# machine or cluster worker encodes it. Segments encoded side by side fill the cores instead.
+X264_THREADS = 1
 MANIFEST = ".composer-run.json"
 _PART = "part-{:06d}.mp4"
 _IMAGE = re.compile(r"^(\d{6,})\.(png|jpg)$")
@@ -96,27 +99,18 @@ def content_digest(path: Path, model: bool = False) -> str:
     return "+".join(file_digest(f) if f.is_file() else "missing" for f in files)
 
 
-def video_encoding(layout: EncoderLayout, lanes: int = 1) -> dict[str, Any]:
-    """What decides a video segment's bytes besides its frames and ``[output]``: x264's threads (the
-    renderer's and ``[run] encoders`` / ``encoder_threads``); for the segment renderer, its lanes, between which
-    the job's last segments are cut into pieces (:func:`composer.rendering.segment_renderer.segment_ranges`);
-    and where x264 chooses its own threads (``threads`` 0, or None for the last segment), the cores it counts."""
-    own = layout.threads is None or layout.threads == 0
-    return {"x264_threads": layout.threads, "per_lane": layout.per_lane,
-            "lanes": lanes if layout.per_lane else None, "cores": usable_cores() if own else None}
-
-
-def fingerprint(job: Job, count: int, video: dict[str, Any] | None = None) -> Fingerprint:
+def fingerprint(job: Job, count: int) -> Fingerprint:
     """Everything that decides the output's bytes, by name: each input's content (template, rectangles,
     features, model with its external data, audio), every key of ``[template]``, ``[features]``, ``[model]``,
     ``[composite]`` and ``[output]`` but the output paths, ``[run] loop``, the frame count, the segment length,
-    the ``video`` encoding (:func:`video_encoding`) and composer's version.
+    x264's threads per segment and composer's version.
 
-    The job file counts through these settings rather than its bytes: a comment, or a ``[run]`` key that only
-    changes the speed (batch, workers, chunk, memory), leaves the output and so the fingerprint as they were.
+    The job file counts through these settings rather than its bytes: a comment, or a ``[run]`` key (they only
+    change the speed: renderer, lanes, batch, encoders, memory) leaves the output and so the fingerprint as they
+    were.
     """
     parts: dict[str, Any] = {"composer": __version__, "frames": count, "segment": SEGMENT_FRAMES,
-                             "run.loop": job.run.loop, "video.encoding": video}
+                             "x264_threads": X264_THREADS, "run.loop": job.run.loop}
     for section in ("template", "features", "model", "composite", "output"):
         spec = getattr(job, section)
         if spec is None:

@@ -46,7 +46,7 @@ def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None
             log.info("video: %s, %d-frame segments", layout.encoders.text(), SEGMENT_FRAMES)
         began = time.perf_counter()
         run = Supervisor()  # one stop event and one first error for the renderer's and the outputs' threads
-        with one_opencv_thread(), open_outputs(plan, resume, run, layout.encoders, len(lanes)) as outputs:
+        with one_opencv_thread(), open_outputs(plan, resume, run, layout.encoders) as outputs:
             if layout.segments:
                 SegmentRenderer(plan, lanes, outputs, layout.batch, observer, tracer, run).run()
             else:
