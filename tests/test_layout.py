@@ -21,6 +21,7 @@ FLOORS: list[set[str]] = [
     {"inputs"},
     {"output"},
     {"rendering"},
+    {"cluster"},
     {"measure"},
     {"tools"},
     {"cli"},

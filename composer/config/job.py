@@ -20,6 +20,7 @@ from composer.config.checks import (
     auto_or,
     byte_size,
     choice,
+    cluster_address,
     fail,
     file_path,
     fps,
@@ -136,6 +137,7 @@ class RunSpec:
     threads: int | None = None  # intra-op threads per lane; None: the usable cores shared among the lanes
     encoders: int | None = None  # video segments encoded side by side; None: two (one on one core)
     mode: str = "auto"  # "segments", "pipeline" or "auto" (composer.config.defaults.segment_mode)
+    cluster: str | None = None  # a Dask scheduler (tcp://host:port) or local:N; None: this process renders
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,7 @@ _SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "threads": (auto_or(_THREADS), False),
         "encoders": (auto_or(integer(1, MAX_ENCODERS)), False),
         "mode": (choice(MODES), False),
+        "cluster": (cluster_address, False),
     },
 }
 _REQUIRED_SECTIONS = ("template", "model")
