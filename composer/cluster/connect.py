@@ -65,7 +65,8 @@ def connect(address: str) -> Iterator[Client]:
         if local is not None:
             workers, threads = local
             cluster = stack.enter_context(LocalCluster(
-                n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=None,
+                n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=":0",
+                scheduler_kwargs={"dashboard": False},
                 memory_limit=0, silence_logs=logging.CRITICAL))
             client = stack.enter_context(Client(cluster))
         else:
