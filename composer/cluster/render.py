@@ -10,12 +10,14 @@
 The segments and every x264 setting of each depend on the job alone, so the images and the mp4 are the
 single-machine run's, byte for byte. A worker that dies is replaced and its segment started again (at most
 :data:`~composer.cluster.connect.RETRIES` times); a segment that fails for a reason of its own stops the run:
-every other task is cancelled, running ones stop at their next look at the run's stop event, and the error is
+every task is told to stop through the run's stop event (a running one at its next look, a waiting one as it
+starts), the client waits for them (at most :data:`STOP_SECONDS`) so that none is left writing, and the error is
 the single-machine one, with its segment. Ctrl-C does the same and keeps every finished segment for ``--resume``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterable
@@ -30,11 +32,12 @@ from composer.errors import ComposerError
 from composer.inputs.plan import open_plan
 from composer.output.lock import lock_outputs
 from composer.output.outputs import open_outputs
-from composer.output.resume import SEGMENT_FRAMES, part_path, parts_folder
+from composer.output.resume import SEGMENT_FRAMES, segment_done
 from composer.rendering.observer import NullObserver, Observer, PeakMemory, RenderStats
 from composer.rendering.segment_renderer import segment_units
 from composer.runtime.trace import NullTracer, Tracer
 
+STOP_SECONDS = 30  # the most a stopped run waits for its running tasks to stop
 ONE_ENCODER = EncoderLayout(1, per_lane=True)  # the client encodes nothing: its sink joins the workers' segments
 
 
@@ -72,7 +75,8 @@ def render_on_cluster(job: Job, address: str, observer: Observer | None = None, 
             check_workers(client, job)
             began = time.perf_counter()
             with open_outputs(plan, resume, layout=ONE_ENCODER) as outputs:
-                units = [(a, b) for a, b in segment_units(outputs.start, plan.count) if not _done(job, a, b)]
+                units = [(a, b) for a, b in segment_units(outputs.start, plan.count)
+                         if not segment_done(job, a, b)]
                 observer.started(sum(b - a for a, b in units))
                 for result in _run(client, job, units, observer, tracer):
                     if results is not None:
@@ -84,21 +88,11 @@ def render_on_cluster(job: Job, address: str, observer: Observer | None = None, 
     return RenderStats(frames=plan.count - outputs.start, seconds=seconds, peak_rss=memory.peak)
 
 
-def _done(job: Job, first: int, stop: int) -> bool:
-    """Whether an interrupted run left segment ``first .. stop-1`` complete: its video part and every image."""
-    output = job.output
-    if output.video is not None and not part_path(parts_folder(output.video), first // SEGMENT_FRAMES).exists():
-        return False
-    if output.frames is None:
-        return output.video is not None
-    return all((output.frames / f"{i:06d}.{output.format}").exists() for i in range(first, stop))
-
-
 def _run(client: object, job: Job, units: list[tuple[int, int]], observer: Observer,
          tracer: NullTracer) -> Iterable[SegmentResult]:
     """Submit a task per segment and yield each result as it comes; the first failure (or Ctrl-C) stops the
     rest: pending tasks are cancelled and running ones told to stop."""
-    from distributed import Client, Event, as_completed
+    from distributed import Client, Event, as_completed, wait
     from distributed.scheduler import KilledWorker
 
     assert isinstance(client, Client)
@@ -126,6 +120,8 @@ def _run(client: object, job: Job, units: list[tuple[int, int]], observer: Obser
                 tracer.extend(replace(s, start=s.start - offset, end=s.end - offset) for s in result.spans)
             yield result
     except BaseException:
-        stop.set()
+        stop.set()  # running tasks stop at their next look, waiting ones as they start
+        with contextlib.suppress(Exception):
+            wait(futures, timeout=STOP_SECONDS)  # none is left writing when the outputs are released
         client.cancel(futures)
         raise

@@ -179,6 +179,7 @@ def render_segment(task: SegmentTask) -> SegmentResult:
 def _render(task: SegmentTask, tracer: Tracer) -> TaskTimes:
     began = time.perf_counter()
     job, stopped = task.job, _stop_check(task.stop_event)
+    stopped()  # a task that starts after the run was stopped does nothing
     with open_plan(job) as plan:
         model = _model(plan)
         batch = run_batch(job, model)

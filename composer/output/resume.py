@@ -201,6 +201,17 @@ def resume_point(job: Job, count: int, print_: Fingerprint) -> int:
     return start
 
 
+def segment_done(job: Job, first: int, stop: int) -> bool:
+    """Whether output frames ``first .. stop-1`` (one video segment) are complete on disk: the segment's video
+    part, where the job writes a video, and every image, where it writes images. A resumed run skips them."""
+    output = job.output
+    if output.video is not None and not part_path(parts_folder(output.video), first // SEGMENT_FRAMES).exists():
+        return False
+    if output.frames is None:
+        return output.video is not None
+    return all((output.frames / f"{i:06d}.{output.format}").exists() for i in range(first, stop))
+
+
 def _clear_images(folder: Path, suffix: str, count: int) -> None:
     """Remove the numbered images ``0 .. count-1`` an earlier run left in ``folder`` (this run writes them)."""
     try:

@@ -42,7 +42,7 @@ from composer.inputs.features import release
 from composer.inputs.plan import Plan
 from composer.model.session import Model
 from composer.output.outputs import Outputs
-from composer.output.resume import SEGMENT_FRAMES
+from composer.output.resume import SEGMENT_FRAMES, segment_done
 from composer.output.writers import VideoSink, converted_shape
 from composer.rendering.memory import SPARE_FRAMES
 from composer.rendering.observer import NullObserver, Observer
@@ -121,7 +121,9 @@ class SegmentRenderer:
         self.step = FrameStep(plan)
         self.observer = observer or NullObserver()
         self.tracer = tracer or NullTracer()
-        self.ranges = segment_units(outputs.start, plan.count)
+        # a resumed run skips the segments an interrupted one finished out of order (a cluster's)
+        self.ranges = [(a, b) for a, b in segment_units(outputs.start, plan.count)
+                       if not segment_done(plan.job, a, b)]
         self._next_range = 0  # the next range a lane takes
         self._taken: list[_Taken] = []  # ranges taken and not finished
         self._spare: list[np.ndarray] = []  # converted frames' buffers returned by the encoders
@@ -134,14 +136,12 @@ class SegmentRenderer:
 
     def run(self) -> None:
         """Render every output frame; returns when all are written, raises the first stage error."""
-        self.observer.started(self.plan.count - self.outputs.start)
-        if not self.ranges:
-            self.observer.finished()
-            return
-        with self._supervisor:  # joins the lanes, stopping them first if a spawn is cut short
-            self._supervisor.spawn("preload", self.preloader.run)
-            for k, model in enumerate(self.lanes):
-                self._supervisor.spawn(f"segments-{k}", functools.partial(self._lane, model))
+        self.observer.started(sum(b - a for a, b in self.ranges))
+        if self.ranges:
+            with self._supervisor:  # joins the lanes, stopping them first if a spawn is cut short
+                self._supervisor.spawn("preload", self.preloader.run)
+                for k, model in enumerate(self.lanes):
+                    self._supervisor.spawn(f"segments-{k}", functools.partial(self._lane, model))
         if self.outputs.video is not None:
             self.outputs.video.frames_written = self.plan.count
         self.observer.finished()

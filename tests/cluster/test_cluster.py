@@ -18,6 +18,7 @@ from composer.cluster.task import EXIT_ONCE
 from composer.config.job import load_job
 from composer.errors import Interrupted
 from composer.output.resume import SEGMENT_FRAMES
+from composer.rendering.render import render
 from composer.runtime.trace import Tracer
 from tests.conftest import job_factory, write_wav
 from tests.model.faulty import build_faulty
@@ -38,16 +39,26 @@ def cluster() -> str:
         yield local.scheduler_address
 
 
-@pytest.fixture(scope="module")
-def single(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes]]:
-    """A 230-frame job writing images and an mp4 with audio, and what its single-machine run wrote."""
-    root = tmp_path_factory.mktemp("cluster")
-    write_wav(root / "speech.wav", seconds=10)
-    job_file = job_factory(root)(frames=9, outputs=OUTPUTS, nulls=(2, 8),
+def _single(root: Path, outputs: int) -> tuple[Path, dict[str, bytes]]:
+    """A job of ``outputs`` frames writing images and an mp4 with audio, and what its single-machine run wrote."""
+    write_wav(root / "speech.wav", seconds=outputs / 25 + 1)
+    job_file = job_factory(root)(frames=9, outputs=outputs, nulls=(2, 8),
                                  output={"video": "out.mp4", "audio": "../speech.wav", "preset": "ultrafast"})
     result = CliRunner().invoke(main, ["run", str(job_file), "-q"])
     assert result.exit_code == 0, result.stderr
     return job_file, _outputs(job_file.parent / "out", job_file.parent / "out.mp4")
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes]]:
+    """Three segments, the last one short."""
+    return _single(tmp_path_factory.mktemp("cluster"), OUTPUTS)
+
+
+@pytest.fixture(scope="module")
+def longer(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes]]:
+    """Six segments: more than the two workers are running when the first one comes in."""
+    return _single(tmp_path_factory.mktemp("cluster-longer"), 5 * SEGMENT_FRAMES + 30)
 
 
 def _outputs(frames: Path, video: Path) -> dict[str, bytes]:
@@ -158,9 +169,10 @@ def test_an_unreachable_scheduler_exits_2_at_once(single, tmp_path):
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("on_cluster", [True, False])
-def test_ctrl_c_keeps_finished_segments_and_resume_renders_the_rest(cluster, single, tmp_path, on_cluster):
-    """Stopped once its first segment is in, then resumed on the cluster, or on this machine."""
-    job_file, expected = single
+def test_ctrl_c_keeps_finished_segments_and_resume_renders_the_rest(cluster, longer, tmp_path, on_cluster):
+    """Stopped once its first segment is in, then resumed on the cluster, or on this machine: only the segments
+    that are not complete are rendered, and the result is the uninterrupted run's."""
+    job_file, expected = longer
     job = load_job(job_file, {"output": {"frames": str(tmp_path / "frames"), "video": str(tmp_path / "out.mp4")}})
 
     class Stopping:
@@ -179,6 +191,17 @@ def test_ctrl_c_keeps_finished_segments_and_resume_renders_the_rest(cluster, sin
     parts = sorted(p.name for p in (tmp_path / ".out.mp4.parts").glob("part-*.mp4"))
     assert parts, "no finished segment was kept"
     assert not (tmp_path / "out.mp4").exists()
-    resumed = _run(job_file, "--resume", *(("--cluster", cluster) if on_cluster else ()), *_where(tmp_path))
-    assert resumed.exit_code == 0, resumed.stderr
+    kept = {int(name[5:11]) for name in parts}
+    rendered: list[int] = []
+
+    class Counting(Stopping):
+        def frame_done(self, index: int) -> None:
+            rendered.append(index)
+
+    if on_cluster:
+        render_on_cluster(job, cluster, Counting(), resume=True)
+    else:
+        render(job.with_run(mode="segments", lanes=2), Counting(), resume=True)  # the pipeline goes in order
+    assert {i // SEGMENT_FRAMES for i in rendered} == set(range(6)) - kept, (sorted(kept), rendered[:3])
+    assert len(kept) < 6, "every segment had finished: nothing was left to resume"
     assert _outputs(tmp_path / "frames", tmp_path / "out.mp4") == expected
