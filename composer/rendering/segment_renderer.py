@@ -151,20 +151,20 @@ class SegmentRenderer:
         buffers = _Buffers(self.plan, model, self.batch, self.outputs.video is not None)
         video = self.outputs.video
         while (taken := self._take()) is not None:
-            piece = None
+            encoder = None
             try:
                 if video is not None:
-                    piece = video.segment_encoder(taken.first // SEGMENT_FRAMES)
-                self._own(model, chunk, buffers, taken, piece)
-                if piece is not None:
+                    encoder = video.segment_encoder(taken.first // SEGMENT_FRAMES)
+                self._own(model, chunk, buffers, taken, encoder)
+                if encoder is not None:
                     with self.tracer.span("write_video", taken.stop - 1):
-                        piece.close()
-                    piece = None
+                        encoder.close()
+                    encoder = None
             except (OutputError, OSError) as exc:
                 raise StageError("write", f"frame {taken.first}", exc) from exc
             finally:
-                if piece is not None:
-                    piece.abort()  # a failed or stopped piece leaves no file
+                if encoder is not None:
+                    encoder.abort()  # a failed or stopped segment leaves no file
         while (step := self._next(self._help_step))[0] == "help":
             assert step[1] is not None  # a claim to help with
             self._help(model, chunk, buffers, step[1])
@@ -241,15 +241,15 @@ class SegmentRenderer:
         claim = self._claim_elsewhere(taken)
         return ("help", claim) if claim is not None else None
 
-    def _own(self, model: Model, chunk: Chunk, buffers: _Buffers, taken: _Taken, piece: VideoSink | None) -> None:
+    def _own(self, model: Model, chunk: Chunk, buffers: _Buffers, taken: _Taken, encoder: VideoSink | None) -> None:
         """Render and encode the frames of ``taken`` in order, with the other lanes' help (:meth:`_own_step`)."""
         while (step := self._next(functools.partial(self._own_step, taken)))[0] != "done":
             action, claim = step
             assert claim is not None
             if action == "encode":
-                self._encode(claim, piece)
+                self._encode(claim, encoder)
             elif action == "render":
-                self._render(model, chunk, buffers, claim, piece)
+                self._render(model, chunk, buffers, claim, encoder)
             else:
                 self._help(model, chunk, buffers, claim)
 
@@ -260,13 +260,13 @@ class SegmentRenderer:
             claim.done = True
             self._cond.notify_all()
 
-    def _encode(self, claim: _Claim, piece: VideoSink | None) -> None:
+    def _encode(self, claim: _Claim, encoder: VideoSink | None) -> None:
         """Encode the frames of ``claim``, rendered ahead, and give their buffers back."""
-        if piece is not None:
+        if encoder is not None:
             for i, i420 in zip(range(claim.first, claim.stop), claim.frames):
                 try:
                     with self.tracer.span("write_video", i):
-                        piece.write_converted(i420)
+                        encoder.write_converted(i420)
                 except Exception as exc:
                     raise StageError("write", f"frame {i}", exc) from exc
         with self._cond:
@@ -276,9 +276,9 @@ class SegmentRenderer:
                 self.observer.frame_done(i)
             self._cond.notify_all()
 
-    def _render(self, model: Model, chunk: Chunk, buffers: _Buffers, claim: _Claim, piece: VideoSink | None) -> None:
+    def _render(self, model: Model, chunk: Chunk, buffers: _Buffers, claim: _Claim, encoder: VideoSink | None) -> None:
         """Render the frames of ``claim`` in order: the frames with a rectangle ``batch`` to a model call, each
-        pass-through frame once the frames before it are out. Each is encoded into ``piece``; without one (and
+        pass-through frame once the frames before it are out. Each is encoded into ``encoder``; without one (and
         with a video), converted into a spare buffer of ``claim`` for its range's lane to encode."""
         plan, stop = self.plan, self.stop
         waiting: _Waiting = []  # index, when begun, frame, crop and rectangle of each
@@ -296,8 +296,8 @@ class SegmentRenderer:
             assert frame is not None  # loaded() said so
             rect = plan.rects.get(t)
             if rect is None:
-                self._flush(model, buffers, waiting, claim, piece)
-                self._finish(i, born, frame, claim, piece, buffers)
+                self._flush(model, buffers, waiting, claim, encoder)
+                self._finish(i, born, frame, claim, encoder, buffers)
                 continue
             crop = chunk.crops[t]
             try:
@@ -307,11 +307,11 @@ class SegmentRenderer:
                 raise StageError("prepare", f"frame {i}", exc) from exc
             waiting.append((i, born, frame, crop, rect))
             if len(waiting) == self.batch:
-                self._flush(model, buffers, waiting, claim, piece)
-        self._flush(model, buffers, waiting, claim, piece)
+                self._flush(model, buffers, waiting, claim, encoder)
+        self._flush(model, buffers, waiting, claim, encoder)
 
     def _flush(self, model: Model, buffers: _Buffers, waiting: _Waiting, claim: _Claim,
-               piece: VideoSink | None) -> None:
+               encoder: VideoSink | None) -> None:
         """Infer the waiting frames in one call, then composite, save and encode each."""
         if not waiting:
             return
@@ -324,23 +324,23 @@ class SegmentRenderer:
                     out = self.step.paste(frame, crop, prediction, rect, out=buffers.frame)
             except Exception as exc:
                 raise StageError("composite", f"frame {i}", exc) from exc
-            self._finish(i, born, out, claim, piece, buffers)
+            self._finish(i, born, out, claim, encoder, buffers)
         waiting.clear()
 
-    def _finish(self, i: int, born: float, frame: np.ndarray, claim: _Claim, piece: VideoSink | None,
+    def _finish(self, i: int, born: float, frame: np.ndarray, claim: _Claim, encoder: VideoSink | None,
                 buffers: _Buffers) -> None:
-        """Save frame ``i`` as an image and encode it into ``piece`` or convert it into a spare buffer of
+        """Save frame ``i`` as an image and encode it into ``encoder`` or convert it into a spare buffer of
         ``claim``, as the job asks."""
         video = self.outputs.video
-        ahead = piece is None and video is not None  # its range's lane encodes it later
+        ahead = encoder is None and video is not None  # its range's lane encodes it later
         try:
             if self.outputs.images is not None:
                 with self.tracer.span("write_image", i):
                     self.step.save(i, frame, self.outputs.images)
-            if piece is not None:
+            if encoder is not None:
                 assert buffers.i420 is not None
                 with self.tracer.span("write_video", i):
-                    piece.write_converted(self.step.convert(frame, piece.width, piece.height, buffers.i420))
+                    encoder.write_converted(self.step.convert(frame, encoder.width, encoder.height, buffers.i420))
             elif video is not None:
                 with self._cond:
                     spare = self._spare.pop() if self._spare else None
