@@ -205,3 +205,14 @@ def test_ctrl_c_keeps_finished_segments_and_resume_renders_the_rest(cluster, lon
     assert {i // SEGMENT_FRAMES for i in rendered} == set(range(6)) - kept, (sorted(kept), rendered[:3])
     assert len(kept) < 6, "every segment had finished: nothing was left to resume"
     assert _outputs(tmp_path / "frames", tmp_path / "out.mp4") == expected
+
+
+@pytest.mark.timeout(120)
+def test_a_video_template_decoded_in_each_task_gives_the_same_bytes(cluster, demo_video_job, tmp_path):
+    """The demo job: an H.264 template, which each task seeks into and decodes itself."""
+    single = _run(demo_video_job, *_where(tmp_path / "single"))
+    assert single.exit_code == 0, single.stderr
+    result = _run(demo_video_job, "--cluster", cluster, *_where(tmp_path / "cluster"))
+    assert result.exit_code == 0, result.stderr
+    assert _outputs(tmp_path / "cluster" / "frames", tmp_path / "cluster" / "out.mp4") == _outputs(
+        tmp_path / "single" / "frames", tmp_path / "single" / "out.mp4")
