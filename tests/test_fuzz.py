@@ -49,7 +49,7 @@ PATH_STRINGS = ('"x"', '""', '"a\\u0000b"', '"' + "p" * 300 + '"', '"' + "d/" * 
 AT_THE_BOUNDS = [
     ("output", "fps", '"1/3600"', 0), ("output", "fps", "1000", 0), ("output", "fps", "29.97", 0),
     ("run", "batch", "4096", 0), ("run", "workers", "256", 0), ("run", "lanes", "256", 0),
-    ("run", "threads", "256", 0), ("run", "encoders", "64", 0), ("run", "encoder_threads", "128", 0),
+    ("run", "threads", "256", 0), ("run", "encoders", "64", 0),
     ("run", "chunk", "4194304", 0), ("run", "memory_budget", str(2**50), 0), ("run", "memory_fraction", "1", 0),
     ("output", "crf", "0", 0), ("output", "crf", "51", 0), ("output", "quality", "0", 0),
     ("output", "preset", '"placebo"', 0), ("composite", "feather", "8192", 0),

@@ -21,7 +21,7 @@ FLOORS: list[set[str]] = [
     {"inputs"},
     {"output"},
     {"rendering"},
-    {"live"},
+    {"live", "cluster"},
     {"measure"},
     {"tools"},
     {"cli"},

@@ -70,6 +70,11 @@ def _render(job: Job, reference: bool, quiet: bool, resume: bool = False,
     observer = ProgressBar(enabled=None if not quiet else False, label="reference" if reference else "render")
     if reference:
         return render_reference(job, observer, resume=resume, frames=count, overwrite=overwrite)
+    if job.run.cluster is not None:
+        from composer.cluster.render import render_on_cluster
+
+        return render_on_cluster(job, job.run.cluster, observer, tracer=tracer, resume=resume, frames=count,
+                                 overwrite=overwrite)
     return render(job, observer, tracer=tracer, resume=resume, frames=count, overwrite=overwrite)
 
 
@@ -95,11 +100,14 @@ def _render(job: Job, reference: bool, quiet: bool, resume: bool = False,
 @click.option("--trace", "trace_file", type=click.Path(dir_okay=False),
               help="Write every stage's spans as a Chrome trace (open it in ui.perfetto.dev) and a PNG timeline "
                    "beside it.")
+@click.option("--cluster", metavar="ADDRESS",
+              help="Render on a Dask cluster: tcp://HOST:PORT, or local:N for N worker processes here "
+                   "[run.cluster].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 @reports_errors
 def run(job_file: Path, reference: bool, batch: int | None, workers: int | None, chunk: int | str | None,
         frames: str | None, video: str | None, settings: tuple[str, ...], resume: bool, count: int | None,
-        overwrite: bool, trace_file: str | None, quiet: bool) -> None:
+        overwrite: bool, trace_file: str | None, cluster: str | None, quiet: bool) -> None:
     """Render the job described by the TOML file JOB.
 
     Ctrl-C (or SIGTERM) stops promptly and keeps every finished image and video segment; run the same
@@ -110,6 +118,8 @@ def run(job_file: Path, reference: bool, batch: int | None, workers: int | None,
     from composer.cli.measure import emit_trace, trace_outputs
     from composer.output.safety import check_job
 
+    if cluster is not None:
+        settings = (*settings, f"run.cluster={cluster}")
     job = load_job(job_file, overrides(batch, workers, chunk, frames, video, settings))
     check_job(job, trace_outputs(trace_file))  # before the template and the model are opened
     tracer = Tracer() if trace_file is not None else None

@@ -24,6 +24,7 @@ from composer.config.limits import (
     MAX_PATH_BYTES,
     MAX_RATE_TERM,
     MAX_SIDE,
+    MAX_THREADS,
     MIN_FPS,
 )
 from composer.errors import JobError
@@ -268,3 +269,21 @@ def batch_profile(maximum: int) -> Check:
         return (value[0], value[1], value[2])
 
     return check
+
+
+_CLUSTER = re.compile(r"^(?:(?P<scheme>tcp|tls)://(?P<host>[^\s/:]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})"
+                      r"|local:(?P<workers>\d{1,4})(?:x(?P<threads>\d{1,4}))?)$")
+
+
+def cluster_address(key: str, value: Any, base: Path) -> str:
+    """A Dask scheduler's address, ``tcp://host:port`` (or ``tls://``), or ``local:N`` / ``local:NxK``: N worker
+    processes of K threads (default 1) on this machine."""
+    match = _CLUSTER.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise fail(key, f"expected tcp://HOST:PORT or local:N (N worker processes here), got {shown(value)}")
+    if match["port"] is not None and not 0 < int(match["port"]) < 65536:
+        raise fail(key, f"port {match['port']} is outside 1 to 65535")
+    for part in ("workers", "threads"):
+        if match[part] is not None and not 0 < int(match[part]) <= MAX_THREADS:
+            raise fail(key, f"local:N needs 1 to {MAX_THREADS} workers and threads, got {shown(value)}")
+    return value

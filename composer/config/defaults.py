@@ -128,28 +128,17 @@ def model_layout(job: Job, accelerated: bool, cheap: bool = False) -> ModelLayou
 
 @dataclass(frozen=True)
 class EncoderLayout:
-    """How the video is encoded: ``encoders`` segments side by side, x264 on ``threads`` threads each.
-
-    ``threads`` None (several encoders only) means one thread per segment while another segment is encoded
-    beside it, and x264's own choice for the video's last segment, which has no company. ``per_lane``: the
-    segment renderer's, an x264 in each lane on the range it renders.
-    """
+    """How the video is encoded: ``encoders`` segments side by side, each x264 on one thread (the video's
+    bytes depend on the job alone: :data:`composer.output.resume.X264_THREADS`). ``per_lane``: the segment
+    renderer's, an x264 in each lane on the segment it renders."""
 
     encoders: int
-    threads: int | None  # 0: x264's own choice; None: 1, and x264's own for the last segment
     per_lane: bool = False
 
     def text(self) -> str:
         if self.per_lane:
-            return ("an x264 per lane, on x264's threads" if not self.threads else
-                    f"an x264 per lane, {self.threads} thread{'s' * (self.threads > 1)} each")
-        if self.threads is None:
-            threads = "1 thread (x264's own for the last segment)"
-        elif self.threads:
-            threads = f"{self.threads} thread{'s' * (self.threads > 1)}"
-        else:
-            threads = "x264's threads"
-        return f"{self.encoders} encoder{'s' * (self.encoders > 1)} x {threads}"
+            return "an x264 per lane, 1 thread each"
+        return f"{self.encoders} encoder{'s' * (self.encoders > 1)} x 1 thread"
 
 
 def default_encoders(cores: int, accelerated: bool) -> int:
@@ -164,20 +153,12 @@ def default_encoders(cores: int, accelerated: bool) -> int:
 
 
 def encoder_layout(job: Job, accelerated: bool = False) -> EncoderLayout:
-    """The pipeline's video encoders and x264 threads each: ``[run] encoders`` / ``encoder_threads``, else
-    :func:`default_encoders` on one x264 thread each, the last segment on x264's own threads; one encoder
-    keeps x264's own threads. Several x264s on alternate segments keep more cores busy than one x264 whose
-    frame threads wait on each other, and the video's parallelism comes from them, not from more threads in
-    one x264."""
-    encoders = job.run.encoders or default_encoders(usable_cores(), accelerated)
-    threads = job.run.encoder_threads
-    if threads is None and encoders == 1:
-        threads = 0
-    return EncoderLayout(encoders, threads)
+    """The pipeline's video encoders: ``[run] encoders``, else :func:`default_encoders`, each on one x264 thread
+    (every segment's encoding is the job's, 4.9). Several x264s on alternate segments keep more cores busy than
+    one x264 whose frame threads wait on each other, and the video's parallelism comes from them."""
+    return EncoderLayout(job.run.encoders or default_encoders(usable_cores(), accelerated))
 
 
 def segment_encoders(job: Job) -> EncoderLayout:
-    """The segment renderer's video encoding: one x264 per lane, each on the segment it renders, on
-    ``[run] encoder_threads`` (else one thread: the lanes already fill the cores)."""
-    threads = job.run.encoder_threads
-    return EncoderLayout(1, 1 if threads is None else threads, per_lane=True)
+    """The segment renderer's video encoding: one x264 per lane, each on the segment it renders."""
+    return EncoderLayout(1, per_lane=True)

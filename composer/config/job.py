@@ -23,6 +23,7 @@ from composer.config.checks import (
     boolean,
     byte_size,
     choice,
+    cluster_address,
     fail,
     file_path,
     fps,
@@ -43,7 +44,6 @@ from composer.config.limits import (
     MAX_CRF,
     MAX_CROP,
     MAX_DEVICES,
-    MAX_ENCODER_THREADS,
     MAX_ENCODERS,
     MAX_FRAMES,
     MAX_JOB_BYTES,
@@ -174,8 +174,8 @@ class RunSpec:
     lanes: int | None = None  # model sessions running batches side by side; None: from the provider and cores
     threads: int | None = None  # intra-op threads per lane; None: the usable cores shared among the lanes
     encoders: int | None = None  # video segments encoded side by side; None: two (one on one core)
-    encoder_threads: int | None = None  # x264 threads per encoder; 0: x264's own choice; None: see encoder_layout
     mode: str = "auto"  # "segments", "pipeline" or "auto" (composer.config.defaults.segment_mode)
+    cluster: str | None = None  # a Dask scheduler (tcp://host:port) or local:N; None: this process renders
 
 
 @dataclass(frozen=True)
@@ -252,12 +252,16 @@ _SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "lanes": (auto_or(_THREADS), False),
         "threads": (auto_or(_THREADS), False),
         "encoders": (auto_or(integer(1, MAX_ENCODERS)), False),
-        "encoder_threads": (auto_or(integer(0, MAX_ENCODER_THREADS, "x264's limit")), False),
         "mode": (choice(MODES), False),
+        "cluster": (cluster_address, False),
     },
 }
 _REQUIRED_SECTIONS = ("template", "model")
 _SWITCHES = (optional_file_path, optional_output_file)  # keys an empty value switches off rather than clears
+_REMOVED = {  # keys composer no longer takes, and why
+    "run.encoder_threads": "no longer a key: x264 encodes each segment on one thread, so that every run of a "
+                           "job writes the same video (remove it)",
+}
 PATH_KEYS = frozenset(
     f"{section}.{key}"
     for section, keys in _SCHEMA.items()
@@ -276,6 +280,8 @@ def _section(raw: Mapping[str, Any], name: str, base: Path) -> dict[str, Any] | 
         raise JobError(f"job key {name}: expected a table [{name}], got {type_name(table)}")
     schema = _SCHEMA[name]
     for key in table:
+        if f"{name}.{key}" in _REMOVED:
+            raise fail(f"{name}.{key}", _REMOVED[f"{name}.{key}"])
         if key not in schema:
             raise fail(f"{name}.{key}", f"unknown key (known: {', '.join(schema)})")
     values = {}
@@ -358,9 +364,7 @@ def _parse_toml(text: str, where: str) -> dict[str, Any]:
 def _check_threads_in_all(run: Mapping[str, Any]) -> None:
     """Each thread count is bounded alone; their products must not start 256 x 256 threads either."""
     lanes = run.get("lanes") or 1
-    products = (("run.threads", lanes * (run.get("threads") or 1), "lanes x threads"),
-                ("run.encoder_threads", max(run.get("encoders") or 1, lanes) * (run.get("encoder_threads") or 1),
-                 "encoder_threads x the encoders or lanes"))
+    products = (("run.threads", lanes * (run.get("threads") or 1), "lanes x threads"),)
     for key, product, what in products:
         if product > MAX_THREADS_IN_ALL:
             raise fail(key, f"{what} is {product}; at most {MAX_THREADS_IN_ALL} threads in all")

@@ -33,12 +33,10 @@ MAX_DEVICES = 64
 # helps up to about one per core; 256 leaves room for a large server's cores, while ONNX Runtime asked for
 # 10**6 threads exhausts the memory and crashes.
 MAX_THREADS = 256
-# Threads in all: ONNX Runtime's (lanes x threads) and x264's (encoder_threads x the encoders or the lanes).
+# Threads in all: ONNX Runtime's (lanes x threads).
 MAX_THREADS_IN_ALL = 1024
 # Video segments encoded side by side: each holds an x264 with its look-ahead frames (about 100 MB at 1080p).
 MAX_ENCODERS = 64
-# x264's own ceiling (X264_THREAD_MAX in x264.h).
-MAX_ENCODER_THREADS = 128
 
 # Frames: the longest template or output composer takes, 2**22 (46 hours at 25 fps). A landmarks folder
 # without a template allocates one entry per frame up to the largest number in a file name.

@@ -109,9 +109,17 @@ def features_cache(job: Job) -> Path:
     """Where a render keeps its audio features: a prefix beside its video (``.NAME.mp4.features-``), else in its
     frames folder (``.composer-features-``); the digest of :func:`cache_key` and ``.npy`` complete the name."""
     if job.output.video is not None:
-        return job.output.video.parent / f".{job.output.video.name}.features-"
-    assert job.output.frames is not None
-    return job.output.frames / CACHE_PREFIX
+        prefix = job.output.video.parent / f".{job.output.video.name}.features-"
+    else:
+        assert job.output.frames is not None
+        prefix = job.output.frames / CACHE_PREFIX
+    # The cache may be written before the outputs are checked against the inputs (by inspect, profile,
+    # precision): never into the template's folder.
+    template = job.template.source
+    if template.is_dir() and prefix.parent.resolve().is_relative_to(template.resolve()):
+        raise JobError(f"{prefix.parent}: the output lies in the template's folder {template}; choose another "
+                       "output folder")
+    return prefix
 
 
 def cache_key(spec: FeaturesSpec, fps: Fraction) -> str:

@@ -114,8 +114,7 @@ class Live:
             if output != STDOUT:
                 check_paths(job_inputs(job), [Output("--output", output, folder=not is_ts(output))])
                 held.enter_context(OutputLock(Path(output)))  # one run at a time writes a stream
-            stream = open_stream(output, self.plan.fps, source.width, source.height, job.output,
-                                 job.run.encoder_threads or 0)
+            stream = open_stream(output, self.plan.fps, source.width, source.height, job.output)
             held.push(stream)  # closed (so that it plays) however the block ends
             try:
                 with Supervisor() as run:

@@ -20,7 +20,6 @@ from composer.output.resume import (
     mark_started,
     resumable,
     resume_point,
-    video_encoding,
 )
 from composer.output.video_segments import SegmentedVideoSink
 from composer.output.writers import ImageFolderSink
@@ -44,7 +43,7 @@ class Outputs:
 
 @contextlib.contextmanager
 def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None,
-                 layout: EncoderLayout | None = None, lanes: int = 1, overwrite: bool = False) -> Iterator[Outputs]:
+                 layout: EncoderLayout | None = None, overwrite: bool = False) -> Iterator[Outputs]:
     """Open the sinks a plan asks for; each output takes its final name only if the block ends cleanly.
 
     The caller holds the outputs' locks (:func:`composer.output.lock.lock_outputs`, which checks the outputs
@@ -57,7 +56,6 @@ def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None
         resume: continue an interrupted run of the same job instead of starting over.
         run: the render's supervisor, which the video's encoder and audio threads join.
         layout: the video's encoders (None: :func:`composer.config.defaults.encoder_layout`).
-        lanes: the renderer's model lanes (the segment renderer cuts the job's last segments between them).
         overwrite: remove the numbered images of an earlier run that this one would not overwrite, instead of
             refusing to start (:func:`composer.output.resume.check_stale_images`).
 
@@ -71,7 +69,7 @@ def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None
     made = job.features is not None and job.features.audio is not None
     filename = getattr(plan.features, "filename", None)  # the memory-mapped file of features made from audio
     rows = Path(filename) if made and filename else None
-    print_ = fingerprint(job, plan.count, video_encoding(layout, lanes) if spec.video is not None else None, rows)
+    print_ = fingerprint(job, plan.count, rows)
     try:
         start = resume_point(job, plan.count, print_) if resume else 0
         if not resume:
@@ -85,7 +83,7 @@ def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None
             if spec.video is not None:
                 video = stack.enter_context(
                     SegmentedVideoSink(spec.video, plan.fps, plan.source.width, plan.source.height,
-                                       audio=spec.audio, crf=spec.crf, preset=spec.preset, threads=layout.threads,
+                                       audio=spec.audio, crf=spec.crf, preset=spec.preset,
                                        encoders=layout.encoders, start=start, frames=plan.count, run=run)
                 )
             mark_started(job, plan.count, print_, fresh=not resume)

@@ -22,13 +22,16 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from composer.config.defaults import EncoderLayout, usable_cores
 from composer.config.job import Job
 from composer.errors import JobError, OutputError
 from composer.inputs.digest import content_digest, file_digest
 from composer.version import __version__
 
 SEGMENT_FRAMES = 100  # frames per video segment: what an interrupt can lose, at most, and the encoders' unit
+# x264's threads per segment. Frame threads change x264's decisions, and its own choice counts the cores, so the
+# count is fixed: with it, a segment's bytes depend on its frames and [output] alone, whichever renderer, lanes,
+# machine or cluster worker encodes it. Segments encoded side by side fill the cores instead.
+X264_THREADS = 1
 MANIFEST = ".composer-run.json"
 _PART = "part-{:06d}.mp4"
 _IMAGE = re.compile(r"^(\d{6,})\.(png|jpg)$")
@@ -52,31 +55,22 @@ def part_path(folder: Path, index: int) -> Path:
     return folder / _PART.format(index)
 
 
-def video_encoding(layout: EncoderLayout, lanes: int = 1) -> dict[str, Any]:
-    """What decides a video segment's bytes besides its frames and ``[output]``: x264's threads (the
-    renderer's and ``[run] encoders`` / ``encoder_threads``); for the segment renderer, its lanes, between which
-    the job's last segments are cut into pieces (:func:`composer.rendering.segment_renderer.segment_ranges`);
-    and where x264 chooses its own threads (``threads`` 0, or None for the last segment), the cores it counts."""
-    own = layout.threads is None or layout.threads == 0
-    return {"x264_threads": layout.threads, "per_lane": layout.per_lane,
-            "lanes": lanes if layout.per_lane else None, "cores": usable_cores() if own else None}
-
-
-def fingerprint(job: Job, count: int, video: dict[str, Any] | None = None, rows: Path | None = None) -> Fingerprint:
+def fingerprint(job: Job, count: int, rows: Path | None = None) -> Fingerprint:
     """Everything that decides the output's bytes, by name: each input's content (template, rectangles,
     features or the audio and encoder they are made from, model and encoder with their external data, audio),
     every key of ``[template]``, ``[features]``, ``[model]``, ``[composite]`` and ``[output]`` but the output paths
-    and the model's speed-only keys, ``[run] loop``, the frame count, the segment length, the ``video`` encoding
-    (:func:`video_encoding`) and composer's version.
+    and the model's speed-only keys, ``[run] loop``, the frame count, the segment length, x264's threads per
+    segment and composer's version.
 
     ``rows``: the file of features made from audio (1.1), whose content counts too, so that a resumed run uses
     the very rows the interrupted one did (an encoder run by another ONNX Runtime may round them differently).
 
-    The job file counts through these settings rather than its bytes: a comment, or a ``[run]`` key that only
-    changes the speed (batch, workers, chunk, memory), leaves the output and so the fingerprint as they were.
+    The job file counts through these settings rather than its bytes: a comment, or a ``[run]`` key (they only
+    change the speed: renderer, lanes, batch, encoders, memory) leaves the output and so the fingerprint as they
+    were.
     """
     parts: dict[str, Any] = {"composer": __version__, "frames": count, "segment": SEGMENT_FRAMES,
-                             "run.loop": job.run.loop, "video.encoding": video}
+                             "x264_threads": X264_THREADS, "run.loop": job.run.loop}
     for section in ("template", "features", "model", "composite", "output"):
         spec = getattr(job, section)
         if spec is None:
@@ -167,6 +161,17 @@ def resume_point(job: Job, count: int, print_: Fingerprint) -> int:
     if job.output.video is not None:
         start -= start % SEGMENT_FRAMES  # a video resumes at a segment boundary
     return start
+
+
+def segment_done(job: Job, first: int, stop: int) -> bool:
+    """Whether output frames ``first .. stop-1`` (one video segment) are complete on disk: the segment's video
+    part, where the job writes a video, and every image, where it writes images. A resumed run skips them."""
+    output = job.output
+    if output.video is not None and not part_path(parts_folder(output.video), first // SEGMENT_FRAMES).exists():
+        return False
+    if output.frames is None:
+        return output.video is not None
+    return all((output.frames / f"{i:06d}.{output.format}").exists() for i in range(first, stop))
 
 
 def _clear_images(folder: Path, suffix: str, count: int) -> None:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import queue
 import shutil
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +24,7 @@ import numpy as np
 
 from composer.errors import OutputError, StageError
 from composer.output.mux import join_segments
-from composer.output.resume import SEGMENT_FRAMES, part_path, parts_folder
+from composer.output.resume import SEGMENT_FRAMES, X264_THREADS, part_path, parts_folder
 from composer.output.writers import VideoSink, _AudioTrack, check_audio, convert_frame, converted_shape, partial_path
 from composer.runtime.threads import Pool, Stopped, Supervisor, get, put
 
@@ -44,6 +43,15 @@ def pooled_frames(encoders: int, backlog: int) -> int:
     return encoders * (backlog + 1) if encoders > 1 else 0
 
 
+def open_segment(folder: Path, number: int, fps: Fraction, width: int, height: int, crf: int,
+                 preset: str) -> VideoSink:
+    """An encoder for segment ``number`` of the parts folder ``folder``. Its settings depend on the job alone
+    (:data:`~composer.output.resume.X264_THREADS`), so the segment's bytes are the same whoever encodes it; it
+    is written under a temporary name and takes the segment's name when closed, so only a finished segment
+    counts for ``--resume`` and for the join."""
+    return VideoSink(part_path(folder, number), fps, width, height, crf=crf, preset=preset, threads=X264_THREADS)
+
+
 class _Segments:
     """Encodes the frames it is given into whole segments, one part file after another."""
 
@@ -56,8 +64,7 @@ class _Segments:
         sink = self.sink
         if self.part is None:
             number = index // sink.segment
-            self.part = VideoSink(part_path(sink.folder, number), sink.fps, sink.width, sink.height,
-                                  crf=sink.crf, preset=sink.preset, threads=sink.x264_threads(number))
+            self.part = open_segment(sink.folder, number, sink.fps, sink.width, sink.height, sink.crf, sink.preset)
         self.part.write_converted(i420)
         if (index + 1) % sink.segment == 0:
             self.finish()
@@ -88,20 +95,18 @@ class SegmentedVideoSink:
         width, height: frame size.
         audio: a file whose first audio track is muxed in on join, cut to the video's length; with ``frames``
             given, it is encoded on a thread of its own from the start.
-        crf, preset: x264 settings.
-        threads: x264's threads per encoder (0: its own choice); None: 1 for every segment but the last one of
-            a video of ``frames`` frames, which gets x264's own (with ``frames`` None, every segment gets 1).
+        crf, preset: x264 settings (every segment on :data:`~composer.output.resume.X264_THREADS` threads).
         encoders: segments encoded at once, each on its own thread; 1 encodes on the caller's thread.
         backlog: frames each encoder thread may have waiting; None: :func:`encoder_backlog`.
         start: the first frame this run writes; a multiple of the segment length.
         segment: frames per segment.
-        frames: the video's length in frames, when known: it tells which segment is the last.
+        frames: the video's length in frames, when known: the audio is then encoded from the start.
         run: the supervisor of the render the sink writes for; the encoder and audio threads share its stop
             event and first error, so a failure on either side stops both (None: one of the sink's own).
     """
 
     def __init__(self, path: Path, fps: Fraction, width: int, height: int, *, audio: Path | None = None,
-                 crf: int = 18, preset: str = "veryfast", threads: int | None = 0, encoders: int = 1,
+                 crf: int = 18, preset: str = "veryfast", encoders: int = 1,
                  backlog: int | None = None, start: int = 0, segment: int = SEGMENT_FRAMES,
                  frames: int | None = None, run: Supervisor | None = None) -> None:
         if start % segment:
@@ -111,7 +116,7 @@ class SegmentedVideoSink:
         if encoders < 1 or (encoders > 1 and backlog < 1):
             raise ValueError(f"need one encoder or more, and a backlog for several: {encoders}, {backlog}")
         self.path, self.fps, self.width, self.height = Path(path), Fraction(fps), width, height
-        self.audio, self.crf, self.preset, self.threads, self.segment = audio, crf, preset, threads, segment
+        self.audio, self.crf, self.preset, self.segment = audio, crf, preset, segment
         self.frames = frames
         self.run = run if run is not None else Supervisor()
         self.folder = parts_folder(self.path)
@@ -148,40 +153,13 @@ class SegmentedVideoSink:
         if audio is not None and frames is not None:
             self._audio = _EncodedAudio(Path(audio), frames, self.fps, self.path, self.run)
 
-    def x264_threads(self, number: int) -> int:
-        """x264's threads for segment ``number`` (0: x264's own choice)."""
-        if self.threads is not None:
-            return self.threads
-        last = self.frames is not None and number == (self.frames - 1) // self.segment
-        return 0 if last else 1
-
-    def piece(self, number: int, start: int) -> VideoSink:
-        """A fresh encoder for the frames of segment ``number`` from output frame ``start`` on, for a caller that
-        renders whole segments on several threads (one encoder each, on :meth:`x264_threads`). Closing it keeps
-        the piece, a hidden file that no resume counts; :meth:`join_pieces` makes the segment of its pieces. Not
-        for a sink with encoder threads of its own."""
+    def segment_encoder(self, number: int) -> VideoSink:
+        """A fresh encoder for segment ``number``, for a caller that renders whole segments on several threads
+        (one encoder each): closing it puts the finished segment in place. Not for a sink with encoder threads
+        of its own."""
         if self._threads is not None:
             raise ValueError("a sink with encoder threads takes its frames in order through write")
-        return VideoSink(self._piece_path(number, start), self.fps, self.width, self.height, crf=self.crf,
-                         preset=self.preset, threads=self.x264_threads(number))
-
-    def join_pieces(self, number: int, starts: Sequence[int]) -> None:
-        """Make segment ``number`` of its finished pieces, which begin at output frames ``starts`` (in order):
-        one piece is renamed into place, several are joined by copying their packets."""
-        pieces = [self._piece_path(number, start) for start in starts]
-        target = part_path(self.folder, number)
-        if len(pieces) == 1:
-            try:
-                os.replace(pieces[0], target)
-            except OSError as exc:
-                raise OutputError(f"{target}: cannot keep the segment: {exc.strerror or exc}") from exc
-            return
-        join_segments(pieces, target, self.fps, None)
-        for piece in pieces:
-            piece.unlink(missing_ok=True)
-
-    def _piece_path(self, number: int, start: int) -> Path:
-        return self.folder / f".piece-{number:06d}-{start:09d}.mp4"
+        return open_segment(self.folder, number, self.fps, self.width, self.height, self.crf, self.preset)
 
     def write(self, frame: np.ndarray) -> None:
         """Encode the next frame (BGR); a segment that fills up is finished and kept."""

@@ -44,13 +44,15 @@ class ImageFolderSink:
     ``write`` is thread-safe for distinct indices: every call encodes and renames its own file.
     """
 
-    def __init__(self, folder: Path, fmt: str = "png", quality: int = 95) -> None:
+    def __init__(self, folder: Path, fmt: str = "png", quality: int = 95, clean: bool = True) -> None:
         """Creates the folder.
 
         Args:
             folder: Where the images go; created with its parents.
             fmt: ``"png"`` or ``"jpg"``.
             quality: JPEG quality, 0-100 (ignored for png).
+            clean: remove the temporary files a killed run left; False for one of several processes writing
+                into the folder at once (a cluster's segments), whose temporary files are the others'.
 
         Raises:
             OutputError: The folder cannot be created or written.
@@ -69,7 +71,8 @@ class ImageFolderSink:
             raise OutputError(
                 f"{self.folder}: cannot create the output folder: {exc.strerror or exc}"
             ) from exc
-        self._remove_stale_temps()
+        if clean:
+            self._remove_stale_temps()
 
     def _remove_stale_temps(self) -> None:
         for entry in os.scandir(self.folder):  # Leftovers of a killed run would otherwise stay forever.

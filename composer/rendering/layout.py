@@ -73,8 +73,7 @@ class RenderLayout:
         run: dict[str, Any] = {"mode": self.renderer, "batch": self.batch, "workers": self.workers,
                                "lanes": self.model.lanes, "threads": self.model.threads, "chunk": self.chunk}
         if video:
-            run |= {"encoders": self.encoders.encoders, "encoder_threads": self.encoders.threads,
-                    "video": self.encoders.text()}
+            run |= {"encoders": self.encoders.encoders, "video": self.encoders.text()}
         return run
 
 

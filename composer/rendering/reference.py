@@ -25,7 +25,7 @@ def render_reference(job: Job, observer: Observer | None = None, resume: bool = 
     :func:`composer.render`)."""
     observer = observer or NullObserver()
     memory = PeakMemory()
-    with open_plan(job, frames) as plan, lock_outputs(job):
+    with lock_outputs(job), open_plan(job, frames) as plan:
         model = plan.open_model()
         log.info("model %s runs on %s", job.model.path.name, model.provider)
         step, inputs = FrameStep(plan), ModelInputs.allocate(job.model, model, 1)

@@ -43,14 +43,13 @@ def render(job: Job, observer: Observer | None = None, tracer: NullTracer | None
         Interrupted: Ctrl-C (or SIGTERM, through the command line) stopped the render once its outputs were open.
     """
     memory = PeakMemory()
-    with open_plan(job, frames) as plan, lock_outputs(job):
+    with lock_outputs(job), open_plan(job, frames) as plan:
         layout, lanes = open_render(plan)
         if job.output.video is not None:
             log.info("video: %s, %d-frame segments", layout.encoders.text(), SEGMENT_FRAMES)
         began = time.perf_counter()
         run = Supervisor()  # one stop event and one first error for the renderer's and the outputs' threads
-        with one_opencv_thread(), open_outputs(plan, resume, run, layout.encoders, len(lanes),
-                                                  overwrite) as outputs:
+        with one_opencv_thread(), open_outputs(plan, resume, run, layout.encoders, overwrite=overwrite) as outputs:
             if layout.segments:
                 SegmentRenderer(plan, lanes, outputs, layout.batch, observer, tracer, run).run()
             else:

@@ -5,11 +5,13 @@
     [preloader] --the whole template--> [lane 0]: segment 0, 2, ... -> images, part-000000.mp4, ...
                                         [lane 1]: segment 1, 3, ... -> images, part-000001.mp4, ...
 
-A lane takes the next range of output frames (:func:`segment_ranges`: whole segments of
-:data:`~composer.output.resume.SEGMENT_FRAMES` frames, the job's last ones cut between the lanes) and does for each
-frame what the reference loop does: crop, infer (``batch`` frames a call), composite, save the image and encode
-it into the range's own x264. A frame seldom changes threads, so nothing waits on a queue and each frame's data
-stays in one core's cache: on a CPU this is what one copy of the sequential loop per core does.
+A lane takes the next segment of output frames (:func:`segment_units`: the video's segments of
+:data:`~composer.output.resume.SEGMENT_FRAMES` frames) and does for each frame what the reference loop does: crop,
+infer (``batch`` frames a call), composite, save the image and encode it into the segment's own x264. The
+segments are the video's, fixed by the job's length alone, and each is encoded on one x264 thread whoever
+renders it, so the video is the same with any number of lanes, with the pipeline and with the reference loop.
+A frame seldom changes threads, so nothing waits on a queue and each frame's data stays in one core's cache: on a
+CPU this is what one copy of the sequential loop per core does.
 
 A lane with nothing of its own to render helps another: at the end of the job, when every range is taken, and
 at its start, while the template frames its range needs are still being decoded (a ping-pong schedule's second
@@ -21,7 +23,7 @@ model's 200-frame job waited half its time on the decoder with one lane idle.
 
 It needs the whole template in the cache, since the lanes work a segment or more apart; a template that does
 not fit is rendered by the pipeline. The first error stops every lane through the run's one stop event and is
-re-raised once all are joined; a piece a lane was encoding is dropped, and every finished segment is kept for
+re-raised once all are joined; a segment a lane was encoding is dropped, and every finished segment is kept for
 ``--resume``.
 """
 
@@ -40,7 +42,7 @@ from composer.inputs.features import release
 from composer.inputs.plan import Plan
 from composer.model.session import Model
 from composer.output.outputs import Outputs
-from composer.output.resume import SEGMENT_FRAMES
+from composer.output.resume import SEGMENT_FRAMES, segment_done
 from composer.output.writers import VideoSink, converted_shape
 from composer.rendering.memory import SPARE_FRAMES
 from composer.rendering.observer import NullObserver, Observer
@@ -49,7 +51,6 @@ from composer.rendering.step import FrameStep, ModelInputs
 from composer.runtime.threads import Stopped, Supervisor, wait_for
 from composer.runtime.trace import NullTracer
 
-MIN_SPLIT = 8  # frames a lane at least, for the last segments to be cut between the lanes (a piece restarts x264)
 HELP_POLL = 0.005  # seconds an idle lane waits before it looks again for decoded frames to help with
 RELEASE_FEATURES = 500  # output frames between releases of the features file's pages (flat memory)
 _Step = tuple[str, "_Claim | None"]  # what a lane does next: "encode", "render" or "help" a claim; "done"
@@ -61,29 +62,6 @@ def segment_units(start: int, count: int, segment: int = SEGMENT_FRAMES) -> list
     shorter), each ending on a multiple of ``segment``: a video's segments, however the run was resumed."""
     edges = [start, *range((start // segment + 1) * segment, count, segment), count]
     return [(a, b) for a, b in zip(edges, edges[1:]) if a < b]
-
-
-def segment_ranges(start: int, count: int, lanes: int, segment: int = SEGMENT_FRAMES) -> list[tuple[int, int]]:
-    """The ranges of output frames ``start .. count-1`` that the lanes take in turn, each within one segment.
-
-    Whole segments, except the job's last ``segments % lanes`` segments (when they hold at least
-    :data:`MIN_SPLIT` frames a lane): their frames are cut into ``lanes`` ranges of equal length (and at the
-    segments' ends), so that the lanes finish together instead of one rendering the last segment alone (a
-    250-frame job is 3 segments). A segment of several ranges is encoded in pieces and joined. The cuts depend
-    on the job's length and the lanes only, not on ``start``: a resumed run encodes the pieces an uninterrupted
-    one does.
-    """
-    whole = segment_units(0, count, segment)
-    tail = len(whole) % lanes
-    ranges = whole
-    if tail:
-        first = whole[-tail][0]
-        frames = count - first
-        if frames >= MIN_SPLIT * lanes:
-            cuts = {first + frames * k // lanes for k in range(lanes + 1)} | {b for _, b in whole[-tail:]}
-            edges = sorted(cuts)
-            ranges = whole[:-tail] + list(zip(edges, edges[1:]))
-    return [(max(a, start), b) for a, b in ranges if b > start]
 
 
 class _Buffers:
@@ -117,7 +95,7 @@ class _Taken:
 
 
 class SegmentRenderer:
-    """Renders a plan with one thread per model lane, each taking whole segments (:func:`segment_ranges`).
+    """Renders a plan with one thread per model lane, each taking whole segments (:func:`segment_units`).
 
     A lane that has nothing to render (the job's last ranges are all taken) or whose next template frame is not
     decoded yet helps another: it renders the next unclaimed frames of that lane's range, saves their images and
@@ -143,13 +121,11 @@ class SegmentRenderer:
         self.step = FrameStep(plan)
         self.observer = observer or NullObserver()
         self.tracer = tracer or NullTracer()
-        self.ranges = segment_ranges(outputs.start, plan.count, len(lanes))
+        # a resumed run skips the segments an interrupted one finished out of order (a cluster's)
+        self.ranges = [(a, b) for a, b in segment_units(outputs.start, plan.count)
+                       if not segment_done(plan.job, a, b)]
         self._next_range = 0  # the next range a lane takes
         self._taken: list[_Taken] = []  # ranges taken and not finished
-        self._pieces: dict[int, list[int]] = {}  # segment -> first frames of its ranges (its video's pieces)
-        for first, _ in self.ranges:
-            self._pieces.setdefault(first // SEGMENT_FRAMES, []).append(first)
-        self._left = {segment: len(starts) for segment, starts in self._pieces.items()}  # pieces to finish
         self._spare: list[np.ndarray] = []  # converted frames' buffers returned by the encoders
         self._unreserved = SPARE_FRAMES * batch  # spare buffers no claim holds
         self._cond = threading.Condition()  # guards the above and the observer
@@ -160,14 +136,12 @@ class SegmentRenderer:
 
     def run(self) -> None:
         """Render every output frame; returns when all are written, raises the first stage error."""
-        self.observer.started(self.plan.count - self.outputs.start)
-        if not self.ranges:
-            self.observer.finished()
-            return
-        with self._supervisor:  # joins the lanes, stopping them first if a spawn is cut short
-            self._supervisor.spawn("preload", self.preloader.run)
-            for k, model in enumerate(self.lanes):
-                self._supervisor.spawn(f"segments-{k}", functools.partial(self._lane, model))
+        self.observer.started(sum(b - a for a, b in self.ranges))
+        if self.ranges:
+            with self._supervisor:  # joins the lanes, stopping them first if a spawn is cut short
+                self._supervisor.spawn("preload", self.preloader.run)
+                for k, model in enumerate(self.lanes):
+                    self._supervisor.spawn(f"segments-{k}", functools.partial(self._lane, model))
         if self.outputs.video is not None:
             self.outputs.video.frames_written = self.plan.count
         self.observer.finished()
@@ -177,22 +151,20 @@ class SegmentRenderer:
         buffers = _Buffers(self.plan, model, self.batch, self.outputs.video is not None)
         video = self.outputs.video
         while (taken := self._take()) is not None:
-            segment, piece = taken.first // SEGMENT_FRAMES, None
+            encoder = None
             try:
                 if video is not None:
-                    piece = video.piece(segment, taken.first)
-                self._own(model, chunk, buffers, taken, piece)
-                if piece is not None:
+                    encoder = video.segment_encoder(taken.first // SEGMENT_FRAMES)
+                self._own(model, chunk, buffers, taken, encoder)
+                if encoder is not None:
                     with self.tracer.span("write_video", taken.stop - 1):
-                        piece.close()
-                    piece = None
-                if self._finished_piece(segment) and video is not None:
-                    video.join_pieces(segment, self._pieces[segment])
+                        encoder.close()
+                    encoder = None
             except (OutputError, OSError) as exc:
                 raise StageError("write", f"frame {taken.first}", exc) from exc
             finally:
-                if piece is not None:
-                    piece.abort()  # a failed or stopped piece leaves no file
+                if encoder is not None:
+                    encoder.abort()  # a failed or stopped segment leaves no file
         while (step := self._next(self._help_step))[0] == "help":
             assert step[1] is not None  # a claim to help with
             self._help(model, chunk, buffers, step[1])
@@ -213,12 +185,6 @@ class SegmentRenderer:
             taken = _Taken(*self.ranges[self._next_range - 1])
             self._taken.append(taken)
             return taken
-
-    def _finished_piece(self, segment: int) -> bool:
-        """Count one more finished piece of ``segment``; True when it was the last."""
-        with self._cond:
-            self._left[segment] -= 1
-            return self._left[segment] == 0
 
     def _ready(self, i: int) -> bool:
         return self.preloader.is_loaded(0, int(self.plan.schedule[i]))
@@ -275,15 +241,15 @@ class SegmentRenderer:
         claim = self._claim_elsewhere(taken)
         return ("help", claim) if claim is not None else None
 
-    def _own(self, model: Model, chunk: Chunk, buffers: _Buffers, taken: _Taken, piece: VideoSink | None) -> None:
+    def _own(self, model: Model, chunk: Chunk, buffers: _Buffers, taken: _Taken, encoder: VideoSink | None) -> None:
         """Render and encode the frames of ``taken`` in order, with the other lanes' help (:meth:`_own_step`)."""
         while (step := self._next(functools.partial(self._own_step, taken)))[0] != "done":
             action, claim = step
             assert claim is not None
             if action == "encode":
-                self._encode(claim, piece)
+                self._encode(claim, encoder)
             elif action == "render":
-                self._render(model, chunk, buffers, claim, piece)
+                self._render(model, chunk, buffers, claim, encoder)
             else:
                 self._help(model, chunk, buffers, claim)
 
@@ -294,13 +260,13 @@ class SegmentRenderer:
             claim.done = True
             self._cond.notify_all()
 
-    def _encode(self, claim: _Claim, piece: VideoSink | None) -> None:
+    def _encode(self, claim: _Claim, encoder: VideoSink | None) -> None:
         """Encode the frames of ``claim``, rendered ahead, and give their buffers back."""
-        if piece is not None:
+        if encoder is not None:
             for i, i420 in zip(range(claim.first, claim.stop), claim.frames):
                 try:
                     with self.tracer.span("write_video", i):
-                        piece.write_converted(i420)
+                        encoder.write_converted(i420)
                 except Exception as exc:
                     raise StageError("write", f"frame {i}", exc) from exc
         with self._cond:
@@ -310,9 +276,9 @@ class SegmentRenderer:
                 self.observer.frame_done(i)
             self._cond.notify_all()
 
-    def _render(self, model: Model, chunk: Chunk, buffers: _Buffers, claim: _Claim, piece: VideoSink | None) -> None:
+    def _render(self, model: Model, chunk: Chunk, buffers: _Buffers, claim: _Claim, encoder: VideoSink | None) -> None:
         """Render the frames of ``claim`` in order: the frames with a rectangle ``batch`` to a model call, each
-        pass-through frame once the frames before it are out. Each is encoded into ``piece``; without one (and
+        pass-through frame once the frames before it are out. Each is encoded into ``encoder``; without one (and
         with a video), converted into a spare buffer of ``claim`` for its range's lane to encode."""
         plan, stop = self.plan, self.stop
         waiting: _Waiting = []  # index, when begun, frame, crop and rectangle of each
@@ -330,8 +296,8 @@ class SegmentRenderer:
             assert frame is not None  # loaded() said so
             rect = plan.rects.get(t)
             if rect is None:
-                self._flush(model, buffers, waiting, claim, piece)
-                self._finish(i, born, frame, claim, piece, buffers)
+                self._flush(model, buffers, waiting, claim, encoder)
+                self._finish(i, born, frame, claim, encoder, buffers)
                 continue
             crop = chunk.crops[t]
             try:
@@ -341,11 +307,11 @@ class SegmentRenderer:
                 raise StageError("prepare", f"frame {i}", exc) from exc
             waiting.append((i, born, frame, crop, rect))
             if len(waiting) == self.batch:
-                self._flush(model, buffers, waiting, claim, piece)
-        self._flush(model, buffers, waiting, claim, piece)
+                self._flush(model, buffers, waiting, claim, encoder)
+        self._flush(model, buffers, waiting, claim, encoder)
 
     def _flush(self, model: Model, buffers: _Buffers, waiting: _Waiting, claim: _Claim,
-               piece: VideoSink | None) -> None:
+               encoder: VideoSink | None) -> None:
         """Infer the waiting frames in one call, then composite, save and encode each."""
         if not waiting:
             return
@@ -358,23 +324,23 @@ class SegmentRenderer:
                     out = self.step.paste(frame, crop, prediction, rect, out=buffers.frame)
             except Exception as exc:
                 raise StageError("composite", f"frame {i}", exc) from exc
-            self._finish(i, born, out, claim, piece, buffers)
+            self._finish(i, born, out, claim, encoder, buffers)
         waiting.clear()
 
-    def _finish(self, i: int, born: float, frame: np.ndarray, claim: _Claim, piece: VideoSink | None,
+    def _finish(self, i: int, born: float, frame: np.ndarray, claim: _Claim, encoder: VideoSink | None,
                 buffers: _Buffers) -> None:
-        """Save frame ``i`` as an image and encode it into ``piece`` or convert it into a spare buffer of
+        """Save frame ``i`` as an image and encode it into ``encoder`` or convert it into a spare buffer of
         ``claim``, as the job asks."""
         video = self.outputs.video
-        ahead = piece is None and video is not None  # its range's lane encodes it later
+        ahead = encoder is None and video is not None  # its range's lane encodes it later
         try:
             if self.outputs.images is not None:
                 with self.tracer.span("write_image", i):
                     self.step.save(i, frame, self.outputs.images)
-            if piece is not None:
+            if encoder is not None:
                 assert buffers.i420 is not None
                 with self.tracer.span("write_video", i):
-                    piece.write_converted(self.step.convert(frame, piece.width, piece.height, buffers.i420))
+                    encoder.write_converted(self.step.convert(frame, encoder.width, encoder.height, buffers.i420))
             elif video is not None:
                 with self._cond:
                     spare = self._spare.pop() if self._spare else None

@@ -162,20 +162,18 @@ def test_workers_from_the_job_else_the_cores(monkeypatch, job):
     assert run_workers(job.with_run(workers=3)) == 3
 
 
-@pytest.mark.parametrize(("cores", "layout"), [(1, EncoderLayout(1, 0)), (2, EncoderLayout(2, None)),
-                                             (8, EncoderLayout(2, None)), (16, EncoderLayout(5, None))])
+@pytest.mark.parametrize(("cores", "layout"), [(1, EncoderLayout(1)), (2, EncoderLayout(2)), (8, EncoderLayout(2)),
+                                             (16, EncoderLayout(5))])
 def test_video_gets_encoders_on_one_thread_each(monkeypatch, job, cores, layout):
-    # One encoder keeps x264's own threads; several get one each, the last segment x264's own (None).
     monkeypatch.setattr(defaults, "usable_cores", lambda: cores)
     assert encoder_layout(job) == layout
 
 
-def test_the_job_sets_encoders_and_their_threads(make_job):
-    job = load_job(make_job(), {"run": {"encoders": 3, "encoder_threads": 1}})
+def test_the_job_sets_encoders_and_not_their_threads(make_job):
+    job = load_job(make_job(), {"run": {"encoders": 3}})
     assert encoder_layout(job).text() == "3 encoders x 1 thread"
-    assert encoder_layout(job.with_run(encoders=1, encoder_threads=0)).text() == "1 encoder x x264's threads"
-    assert encoder_layout(job.with_run(encoders=2, encoder_threads=None)).text() == (
-        "2 encoders x 1 thread (x264's own for the last segment)")
+    with pytest.raises(JobError, match="run.encoder_threads: no longer a key"):
+        load_job(make_job(), {"run": {"encoder_threads": 1}})
     with pytest.raises(JobError, match="run.encoders"):
         load_job(make_job(), {"run": {"encoders": 0}})
 
@@ -215,7 +213,7 @@ def test_x264_does_not_cap_an_accelerator_on_16_cores(monkeypatch, job):
     fast as the remaining cores deliver frames."""
     monkeypatch.setattr(defaults, "usable_cores", lambda: 16)
     layout = encoder_layout(job, accelerated=True)
-    assert layout == EncoderLayout(12, None)
+    assert layout == EncoderLayout(12)
     x264_fps, others_fps = layout.encoders * 1000 / 26, (16 - layout.encoders) * 1000 / 10
     assert x264_fps >= others_fps
     assert encoder_layout(job, accelerated=False).encoders == 5  # on a CPU the model takes most cores

@@ -66,8 +66,6 @@ BAD = [
     ("run", "lanes", 257),
     ("run", "threads", 10**6),
     ("run", "encoders", 10**5),
-    ("run", "encoder_threads", 129),
-    ("run", "encoder_threads", -1),
     ("run", "chunk", 2**64),
     ("features", "window", 10**9),
     # geometry and encoder settings
@@ -115,7 +113,6 @@ def test_a_bad_number_is_one_line_naming_its_key(tmp_path, section, key, value):
         ("output", "fps", " 24 ", Fraction(24)),
         ("run", "batch", 4096, 4096),
         ("run", "threads", 256, 256),
-        ("run", "encoder_threads", 0, 0),
         ("run", "memory_budget", 2**50, 2**50),
         ("run", "memory_budget", "512MiB", 2**29),
         ("model", "mask", [0, 0, 32, 32], (0, 0, 32, 32)),
@@ -213,8 +210,6 @@ def test_sizes_and_frame_sizes_refuse_what_they_cannot_hold():
     [
         ({"lanes": 256, "threads": 256}, "run.threads"),  # 65,536 ONNX Runtime threads
         ({"lanes": 5, "threads": 205}, "run.threads"),
-        ({"encoders": 64, "encoder_threads": 128}, "run.encoder_threads"),
-        ({"lanes": 9, "encoder_threads": 114}, "run.encoder_threads"),
     ],
 )
 def test_threads_in_all_are_bounded_too(tmp_path, run, key):
@@ -223,9 +218,9 @@ def test_threads_in_all_are_bounded_too(tmp_path, run, key):
 
 
 def test_threads_in_all_up_to_the_bound(tmp_path):
-    run = {"lanes": 4, "threads": 256, "encoders": 8, "encoder_threads": 128}
+    run = {"lanes": 4, "threads": 256, "encoders": 8}
     job = load_job(_job(tmp_path, MINIMAL), {"run": run})
-    assert (job.run.lanes, job.run.threads, job.run.encoders, job.run.encoder_threads) == (4, 256, 8, 128)
+    assert (job.run.lanes, job.run.threads, job.run.encoders) == (4, 256, 8)
 
 
 @pytest.mark.timeout(10)

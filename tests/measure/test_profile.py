@@ -28,7 +28,7 @@ from composer.rendering.observer import RenderStats
 from composer.runtime.trace import Tracer
 from tests.conftest import broken_copy
 
-RENDERED = RenderLayout("pipeline", ModelLayout(1, 1, False), 1, 2, 10, EncoderLayout(1, 0))
+RENDERED = RenderLayout("pipeline", ModelLayout(1, 1, False), 1, 2, 10, EncoderLayout(1))
 
 
 def _profile_json(job_file, *args):
