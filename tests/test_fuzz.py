@@ -21,7 +21,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from composer.cli import main as cli_main
-from composer.config.job import _SCHEMA, PATH_KEYS
+from composer.config.schema import PATH_KEYS
+from composer.config.schema import SCHEMA as _SCHEMA
 from tests.conftest import job_factory
 
 SEED = 25  # issue 25

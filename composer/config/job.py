@@ -1,6 +1,6 @@
 """The job file: loaded, validated and resolved once into frozen objects (docs/design.md section 1).
 
-Every key is declared once in ``_SCHEMA`` with its type, default and check; unknown keys and wrong types are
+Every key is declared once in :mod:`composer.config.schema` with its check; unknown keys and wrong types are
 rejected with a message that names ``section.key``. Paths resolve against the job file's folder, or against
 the current directory when they come from the command line.
 """
@@ -15,50 +15,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from composer.config.checks import (
-    Check,
-    auto_or,
-    auto_or_boolean,
-    batch_profile,
-    boolean,
-    byte_size,
-    choice,
-    cluster_address,
-    fail,
-    file_path,
-    fps,
-    fraction_01,
-    inputs,
-    integer,
-    mask,
-    number,
-    optional_file_path,
-    optional_output_file,
-    shown,
-    type_name,
-)
-from composer.config.features import check_audio_features, row_shape
-from composer.config.limits import (
-    MAX_BATCH,
-    MAX_CHUNK_SECONDS,
-    MAX_CRF,
-    MAX_CROP,
-    MAX_DEVICES,
-    MAX_ENCODERS,
-    MAX_FRAMES,
-    MAX_JOB_BYTES,
-    MAX_OVERLAP_SECONDS,
-    MAX_QUALITY,
-    MAX_ROWS_PER_SECOND,
-    MAX_SAMPLE_RATE,
-    MAX_THREADS,
-    MAX_THREADS_IN_ALL,
-    MAX_WINDOW,
-    MIN_CHUNK_SECONDS,
-    MIN_SAMPLE_RATE,
-    X264_PRESETS,
-    check_nesting,
-)
+from composer.config.checks import fail, shown
+from composer.config.features import check_audio_features
+from composer.config.limits import MAX_JOB_BYTES, MAX_THREADS_IN_ALL, check_nesting
+from composer.config.schema import PATH_KEYS, SCHEMA, SWITCHES, checked_section
 from composer.errors import JobError
 
 if sys.version_info >= (3, 11):
@@ -66,11 +26,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-INTERPOLATIONS = ("linear", "area", "cubic", "nearest")
-PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
-LOOPS = ("pingpong", "repeat", "once")
-MODES = ("auto", "segments", "pipeline")
-CONV_SEARCHES = ("heuristic", "exhaustive", "default")
 
 
 @dataclass(frozen=True)
@@ -195,112 +150,14 @@ class Job:
         return replace(self, run=replace(self.run, **changes))
 
 
-# Why each maximum: composer.config.limits.
-_THREADS = integer(1, MAX_THREADS)
-
-
-# section -> key -> (check, required)
-_SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
-    "template": {"video": (file_path, False), "frames": (file_path, False), "rects": (file_path, True)},
-    "features": {
-        "path": (file_path, False),
-        "window": (integer(1, MAX_WINDOW), False),
-        "audio": (file_path, False),
-        "encoder": (file_path, False),
-        "sample_rate": (integer(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE), False),
-        "rows_per_second": (integer(1, MAX_ROWS_PER_SECOND), False),
-        "chunk_seconds": (number(MIN_CHUNK_SECONDS, MAX_CHUNK_SECONDS), False),
-        "overlap_seconds": (number(0, MAX_OVERLAP_SECONDS), False),
-        "row_shape": (row_shape, False),
-    },
-    "model": {
-        "path": (file_path, True),
-        "crop": (integer(1, MAX_CROP, "H.264's widest frame"), True),
-        "border": (integer(0, MAX_CROP), False),
-        "inputs": (inputs, False),
-        "mask": (mask, False),
-        "color": (choice(("bgr", "rgb")), False),
-        "resize_in": (choice(INTERPOLATIONS), False),
-        "resize_out": (choice(INTERPOLATIONS), False),
-        "provider": (choice(PROVIDERS), False),
-        "io_binding": (auto_or_boolean, False),
-        "device_id": (integer(0, MAX_DEVICES - 1), False),
-        "cudnn_conv_algo_search": (choice(CONV_SEARCHES), False),
-        "gpu_memory_limit": (byte_size, False),
-        "fp16": (boolean, False),
-        "cache": (file_path, False),
-        "trt_batches": (batch_profile(MAX_BATCH), False),
-    },
-    "composite": {"blend": (choice(("hard", "feather")), False), "feather": (integer(0, MAX_CROP), False)},
-    "output": {
-        "frames": (optional_file_path, False),
-        "format": (choice(("png", "jpg")), False),
-        "quality": (integer(0, MAX_QUALITY), False),
-        "video": (optional_output_file, False),
-        "fps": (fps, False),
-        "audio": (optional_file_path, False),
-        "crf": (integer(0, MAX_CRF, "x264's scale"), False),
-        "preset": (choice(X264_PRESETS), False),
-    },
-    "run": {
-        "batch": (auto_or(integer(1, MAX_BATCH)), False),
-        "workers": (auto_or(_THREADS), False),
-        "chunk": (auto_or(integer(1, MAX_FRAMES, "the longest template")), False),
-        "memory_fraction": (fraction_01, False),
-        "memory_budget": (byte_size, False),
-        "loop": (choice(LOOPS), False),
-        "lanes": (auto_or(_THREADS), False),
-        "threads": (auto_or(_THREADS), False),
-        "encoders": (auto_or(integer(1, MAX_ENCODERS)), False),
-        "mode": (choice(MODES), False),
-        "cluster": (cluster_address, False),
-    },
-}
-_REQUIRED_SECTIONS = ("template", "model")
-_SWITCHES = (optional_file_path, optional_output_file)  # keys an empty value switches off rather than clears
-_REMOVED = {  # keys composer no longer takes, and why
-    "run.encoder_threads": "no longer a key: x264 encodes each segment on one thread, so that every run of a "
-                           "job writes the same video (remove it)",
-}
-PATH_KEYS = frozenset(
-    f"{section}.{key}"
-    for section, keys in _SCHEMA.items()
-    for key, (check, _) in keys.items()
-    if check in (file_path, optional_file_path, optional_output_file)
-)
-
-
-def _section(raw: Mapping[str, Any], name: str, base: Path) -> dict[str, Any] | None:
-    if name not in raw:
-        if name in _REQUIRED_SECTIONS:
-            raise JobError(f"job: missing section [{name}]")
-        return None
-    table = raw[name]
-    if not isinstance(table, Mapping):
-        raise JobError(f"job key {name}: expected a table [{name}], got {type_name(table)}")
-    schema = _SCHEMA[name]
-    for key in table:
-        if f"{name}.{key}" in _REMOVED:
-            raise fail(f"{name}.{key}", _REMOVED[f"{name}.{key}"])
-        if key not in schema:
-            raise fail(f"{name}.{key}", f"unknown key (known: {', '.join(schema)})")
-    values = {}
-    for key, (check, required) in schema.items():
-        if key in table:
-            values[key] = check(f"{name}.{key}", table[key], base)
-        elif required:
-            raise fail(f"{name}.{key}", "missing")
-    return values
-
-
 def job_from_dict(raw: Mapping[str, Any], path: Path) -> Job:
     """Validate a parsed job table; relative paths resolve against ``path``'s folder."""
     for name in raw:
-        if name not in _SCHEMA:
-            raise JobError(f"job: unknown section [{name}] (known: {', '.join(_SCHEMA)})")
+        if name not in SCHEMA:
+            raise JobError(f"job: unknown section [{name}] (known: {', '.join(SCHEMA)})")
     base = path.parent
-    template = _section(raw, "template", base)
-    model = _section(raw, "model", base)
+    template = checked_section(raw, "template", base)
+    model = checked_section(raw, "model", base)
     assert template is not None and model is not None
     sources = [template[k] for k in ("video", "frames") if k in template]
     if len(sources) != 1:
@@ -312,12 +169,12 @@ def job_from_dict(raw: Mapping[str, Any], path: Path) -> Job:
     if x + w > window or y + h > window:
         raise fail("model.mask", f"[{x}, {y}, {w}, {h}] reaches outside the {window} x {window} model window "
                                  "(crop - 2 * border)")
-    features = _section(raw, "features", base)
+    features = checked_section(raw, "features", base)
     if features is not None:
         check_audio_features(features)
-    composite = _section(raw, "composite", base) or {}
-    output = _section(raw, "output", base) or {}
-    run = _section(raw, "run", base) or {}
+    composite = checked_section(raw, "composite", base) or {}
+    output = checked_section(raw, "output", base) or {}
+    run = checked_section(raw, "run", base) or {}
     if features is not None and "audio" in features and "audio" not in output:
         output["audio"] = features["audio"]  # the speech the features come from is the video's sound
     if composite.get("blend") == "feather" and composite.get("feather", 0) == 0:
@@ -339,7 +196,7 @@ def job_from_dict(raw: Mapping[str, Any], path: Path) -> Job:
 
 def features_spec(table: Mapping[str, Any], base: Path) -> FeaturesSpec:
     """A ``[features]`` table checked as in a job file (relative paths against ``base``)."""
-    values = _section({"features": table}, "features", base)
+    values = checked_section({"features": table}, "features", base)
     assert values is not None
     check_audio_features(values)
     return FeaturesSpec(**values)
@@ -414,8 +271,8 @@ def load_job(path: Path, overrides: Mapping[str, Mapping[str, Any]] | None = Non
         if not isinstance(table, dict):
             raise JobError(f"job key {section}: expected a table [{section}]")
         for key, value in values.items():
-            known = _SCHEMA.get(section, {}).get(key)
-            if value == "" and known is not None and known[0] not in _SWITCHES:
+            known = SCHEMA.get(section, {}).get(key)
+            if value == "" and known is not None and known[0] not in SWITCHES:
                 table.pop(key, None)  # `--set template.video=` clears the key, for another to take its place
                 continue
             if f"{section}.{key}" in PATH_KEYS and isinstance(value, str) and value:
