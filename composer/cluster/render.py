@@ -81,7 +81,7 @@ def render_on_cluster(job: Job, address: str, observer: Observer | None = None, 
             began = time.perf_counter()
             with open_outputs(plan, resume, layout=ONE_ENCODER, overwrite=overwrite) as outputs:
                 units = [(a, b) for a, b in segment_units(outputs.start, plan.count)
-                         if not segment_done(job, a, b)]
+                         if not (outputs.resumed and segment_done(job, a, b))]
                 observer.started(sum(b - a for a, b in units))
                 for result in _run(client, job, units, observer, tracer):
                     if results is not None:

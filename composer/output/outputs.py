@@ -39,6 +39,7 @@ class Outputs:
     images: ImageFolderSink | None
     video: SegmentedVideoSink | None
     start: int = 0
+    resumed: bool = False  # continuing an interrupted run: segments it finished past ``start`` may be skipped
 
 
 @contextlib.contextmanager
@@ -87,7 +88,7 @@ def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None
                                        encoders=layout.encoders, start=start, frames=plan.count, run=run)
                 )
             mark_started(job, plan.count, print_, fresh=not resume)
-            yield Outputs(images=images, video=video, start=start)
+            yield Outputs(images=images, video=video, start=start, resumed=resume)
             if video is not None:
                 video.join()  # the final file; its segments and the manifests stay until the work is done
             signals.work_done()

@@ -123,7 +123,7 @@ class SegmentRenderer:
         self.tracer = tracer or NullTracer()
         # a resumed run skips the segments an interrupted one finished out of order (a cluster's)
         self.ranges = [(a, b) for a, b in segment_units(outputs.start, plan.count)
-                       if not segment_done(plan.job, a, b)]
+                       if not (outputs.resumed and segment_done(plan.job, a, b))]
         self._next_range = 0  # the next range a lane takes
         self._taken: list[_Taken] = []  # ranges taken and not finished
         self._spare: list[np.ndarray] = []  # converted frames' buffers returned by the encoders
