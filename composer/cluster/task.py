@@ -88,7 +88,7 @@ class SegmentResult:
     spans: tuple[Span, ...] = field(default=())
 
 
-_sessions = threading.local()  # each worker thread's model session, kept from task to task
+_sessions = threading.local()  # each worker thread's model session and last template frames, kept from task to task
 
 
 def template_runs(used: np.ndarray) -> list[tuple[int, int]]:
@@ -208,11 +208,24 @@ def _render(task: SegmentTask, tracer: Tracer) -> TaskTimes:
 
 
 def _template(plan: Plan, task: SegmentTask, tracer: Tracer) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
-    """The template frames the segment uses, and the crops of those with a rectangle."""
+    """The template frames the segment uses, and the crops of those with a rectangle.
+
+    A worker thread keeps the frames of its last segment of the same run: consecutive segments of a ping-pong or
+    repeating schedule use many of the same template frames (a 100-frame template, all of them), which are then
+    decoded once per thread rather than once per segment. What is kept is at most one segment's frames, which
+    the task holds anyway.
+    """
     step = FrameStep(plan)
-    frames: dict[int, np.ndarray] = {}
-    crops: dict[int, np.ndarray] = {}
-    for first, stop in template_runs(plan.schedule[task.first:task.stop]):
+    key = (task.stop_event, plan.job.template, plan.job.model)
+    kept = getattr(_sessions, "template", None)
+    old_frames, old_crops = kept[1:] if kept is not None and task.stop_event is not None and kept[0] == key \
+        else ({}, {})
+    _sessions.template = None  # the old frames go once the new ones are taken from them
+    used = np.unique(plan.schedule[task.first:task.stop])
+    frames = {int(t): old_frames[int(t)] for t in used if int(t) in old_frames}
+    crops = {t: old_crops[t] for t in frames if t in old_crops}
+    missing = np.array([t for t in used if int(t) not in frames], dtype=np.int64)
+    for first, stop in template_runs(missing):
         with tracer.span("decode", first, stop - first):
             for t, frame in enumerate(plan.source.frames(first, stop), first):
                 frames[t] = frame
@@ -222,6 +235,7 @@ def _template(plan: Plan, task: SegmentTask, tracer: Tracer) -> tuple[dict[int, 
                         crops[t] = step.crop(frame, rect)
                     except Exception as exc:
                         raise StageError("prepare", f"template frame {t}", exc) from exc
+    _sessions.template = (key, frames, crops)
     return frames, crops
 
 

@@ -216,3 +216,17 @@ def test_a_video_template_decoded_in_each_task_gives_the_same_bytes(cluster, dem
     assert result.exit_code == 0, result.stderr
     assert _outputs(tmp_path / "cluster" / "frames", tmp_path / "cluster" / "out.mp4") == _outputs(
         tmp_path / "single" / "frames", tmp_path / "single" / "out.mp4")
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_thread_decodes_the_template_once_a_run(cluster, longer, tmp_path):
+    job_file, expected = longer
+    job = load_job(job_file, {"output": {"frames": str(tmp_path / "frames"), "video": str(tmp_path / "out.mp4")}})
+    tracer = Tracer()
+    render_on_cluster(job, cluster, None, tracer)
+    decodes = [s for s in tracer.spans if s.stage == "decode"]
+    # Six segments of one 9-frame template on two one-thread workers: each thread decodes the frames once, for
+    # the first segment it renders, and takes them from there for the next ones.
+    threads = {s.thread for s in tracer.spans if s.stage == "infer"}
+    assert decodes and sum(s.count for s in decodes) <= 9 * len(threads) <= 9 * 2
+    assert _outputs(tmp_path / "frames", tmp_path / "out.mp4") == expected
