@@ -9,6 +9,7 @@ back until the next ones came).
 from __future__ import annotations
 
 import numpy as np
+import psutil
 
 from composer.errors import JobError, StageError
 from composer.inputs.plan import Plan
@@ -23,11 +24,30 @@ from composer.runtime.trace import NullTracer
 WARM_UP = 3  # frames rendered before the stream starts; the last one's time is the model's cost
 
 
+def check_fits(plan: Plan) -> None:
+    """Refuse a template whose decoded frames do not fit the memory a render's cache may take (``[run]
+    memory_budget``, else ``memory_fraction`` of the memory available now): a stream revisits every frame
+    for as long as it runs, so live holds them all rather than decoding them again in real time.
+
+    Raises:
+        JobError: the template is too large, naming its size and the allowance.
+    """
+    source, run = plan.source, plan.job.run
+    needed = source.count * source.width * source.height * 3
+    allowed = run.memory_budget or int(psutil.virtual_memory().available * run.memory_fraction)
+    if needed > allowed:
+        key = "run.memory_budget" if run.memory_budget else "run.memory_fraction"
+        raise JobError(f"{plan.job.template.source}: {source.count} frames of {source.width}x{source.height} take "
+                       f"{needed / 2**20:.0f} MiB decoded, and composer live holds the whole template in memory; "
+                       f"{key} allows {allowed / 2**20:.0f} MiB (use a shorter template, or raise {key})")
+
+
 class LiveTemplate:
     """The template's frames in memory, their crops as they are first needed, and the schedule of its frames."""
 
     def __init__(self, plan: Plan) -> None:
         loop = plan.job.run.loop
+        check_fits(plan)
         self.frames = list(plan.source.frames())
         self.rects = plan.rects
         cycle = period(len(self.frames), loop)

@@ -7,6 +7,7 @@ for a cheap model), and what is checked is counts, pixels and the latency's shap
 from __future__ import annotations
 
 import statistics
+import types
 
 import av
 import cv2
@@ -15,6 +16,8 @@ import pytest
 
 from composer.config.job import load_job
 from composer.errors import JobError, OutputError, StageError
+from composer.live import renderer
+from composer.live.runner import open_live
 from composer.live.stream import ImageStream
 from composer.rendering.reference import render_reference
 from tests.conftest import read_folder
@@ -195,3 +198,11 @@ def test_a_stream_over_an_input_is_refused_by_the_library_too(make_job):
     job_file = make_job(outputs=3)
     with pytest.raises(JobError, match=r"--output"):
         live_run(job_file, job_file.parent / "template", features_of(job_file))
+
+
+def test_a_template_larger_than_the_memory_allows_is_refused(make_job, monkeypatch):
+    job_file = make_job(outputs=4)
+    monkeypatch.setattr(renderer.psutil, "virtual_memory", lambda: types.SimpleNamespace(available=10_000))
+    with pytest.raises(JobError, match=r"holds the whole template in memory; run.memory_fraction allows 0 MiB"):
+        with open_live(load_job(job_file)):
+            pass
