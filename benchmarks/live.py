@@ -95,7 +95,7 @@ def row(model: str, stats: LiveStats) -> tuple[str, ...]:
 
 def markdown(rows: list[tuple[str, ...]], command: str, machine: str) -> str:
     lines = [
-        "### Live: rows fed in real time",
+        "## Live: rows fed in real time",
         "",
         f"`{command}` on {machine}. Latency: a row's arrival to its frame written in the MPEG-TS stream; "
         "dropped: rows whose frame would have been late (their place repeats the previous frame); streams "
