@@ -61,4 +61,6 @@ def live(job_file: Path, output: str, stats_file: str | None, trace_file: str | 
                 stats.write(Path(stats_file))
             if tracer is not None and trace_file is not None:
                 emit_trace(tracer, Path(trace_file), f"{job_file.name}: composer live, {len(stats.slots)} frames")
+            if stream.reader_gone is not None:
+                click.echo(f"composer live: {stream.reader_gone}; the stream ends there", err=True)
             click.echo(f"composer live: {stats.line()}", err=True)

@@ -33,7 +33,7 @@ from composer.live.clock import Clock, Slot, now, sleep_until
 from composer.live.reader import RowHistory, RowReader
 from composer.live.renderer import LiveRenderer, LiveTemplate
 from composer.live.stats import FrameRecord, LiveStats, SlotRecord
-from composer.live.stream import STDOUT, Stream, is_ts, open_stream
+from composer.live.stream import STDOUT, ReaderGone, Stream, is_ts, open_stream
 from composer.live.timeline import SLACK, Timeline
 from composer.model.session import Model
 from composer.output.lock import OutputLock
@@ -96,6 +96,7 @@ class Live:
         self.slots: list[SlotRecord] = []
         self.frames: list[FrameRecord] = []
         self.busy, self.rendered_any = 0.0, 0
+        self.reader_gone: str | None = None  # why the stream ended early, when standard output's reader left
         history.keep = (plan.job.features.window if plan.job.features else 1) + SLACK + math.ceil(
             float(plan.fps) * (latency + HISTORY_SECONDS))
 
@@ -184,7 +185,12 @@ class Live:
                     done.due = due
                 else:
                     kind, frame = "dropped", last if last is not None else self.template.frame(t)
-            encoded, written = stream.write(k, frame)
+            try:
+                encoded, written = stream.write(k, frame)
+            except ReaderGone as exc:
+                self.reader_gone = str(exc)  # nobody watches any more: every thread ends, as at the input's end
+                run.stop.set()
+                return
             if done is not None:
                 done.encoded, done.written = encoded, written
                 self.frames.append(done)

@@ -8,6 +8,7 @@ with ``tune=zerolatency`` (no frame held back for lookahead or B-frames) and the
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -50,6 +51,14 @@ def is_ts(output: str) -> bool:
     return False
 
 
+class ReaderGone(OutputError):
+    """The program reading the stream from standard output closed it (a player quit): the stream ends there."""
+
+
+def _broken_pipe(exc: BaseException) -> bool:
+    return isinstance(exc, BrokenPipeError) or getattr(exc, "errno", None) == errno.EPIPE
+
+
 class TsStream:
     """H.264 in MPEG-TS, with the job's x264 settings (``crf``, ``preset``), BT.709 as the file renders are.
 
@@ -64,6 +73,7 @@ class TsStream:
                  threads: int = 0) -> None:
         self.name = "standard output" if output == STDOUT else output
         self.width, self.height = width, height
+        self._gone = False  # standard output's reader closed it
         self._i420 = np.empty(converted_shape(width, height), np.uint8)
         try:
             self._file: BinaryIO = (os.fdopen(os.dup(1), "wb", buffering=0) if output == STDOUT
@@ -92,11 +102,20 @@ class TsStream:
             encoded = now()
             self._container.mux(packets)
         except (OSError, av.error.FFmpegError) as exc:
+            if self.name == "standard output" and _broken_pipe(exc):
+                self._gone = True
+                raise ReaderGone(f"standard output: its reader closed it at frame {index}") from exc
             raise OutputError(f"{self.name}: cannot write frame {index}: {exc}") from exc
         return encoded, now()
 
     def close(self) -> None:
-        """Flush the encoder and close the container and the file."""
+        """Flush the encoder and close the container and the file (only the file once its reader has gone)."""
+        if self._gone:
+            with contextlib.suppress(OSError, av.error.FFmpegError):
+                self._container.close()
+            with contextlib.suppress(OSError):
+                self._file.close()
+            return
         try:
             self._container.mux(self._stream.encode(None))
             self._container.close()

@@ -3,6 +3,7 @@ malformed rows exit 2 with one line; standard output carries the stream; ``--sta
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import queue
@@ -64,7 +65,8 @@ class LiveProcess:
 
     def finish(self) -> int:
         assert self.process.stdin is not None
-        self.process.stdin.close()
+        with contextlib.suppress(BrokenPipeError):  # composer has stopped reading already
+            self.process.stdin.close()
         return self.process.wait(timeout=WAIT)
 
     def kill(self) -> None:
@@ -158,6 +160,21 @@ def test_the_stream_goes_to_standard_output(make_job, tmp_path):
     finally:
         live.kill()
     assert _frames(b"".join(chunks)) >= 1
+
+
+def test_a_player_that_quits_ends_the_stream_cleanly(make_job):
+    job_file = make_job(outputs=20)
+    live = LiveProcess(job_file, "--output", "-", stdout=subprocess.PIPE)
+    try:
+        live.wait_ready()
+        assert live.process.stdout is not None
+        live.process.stdout.close()  # the player quits before the first frame
+        live.feed(features_of(job_file))
+        assert live.finish() == 0, "".join(live.stderr)
+    finally:
+        live.kill()
+    assert any("its reader closed it at frame 0; the stream ends there" in line for line in live.stderr), live.stderr
+    assert not any("error" in line or "Traceback" in line for line in live.stderr), live.stderr
 
 
 def test_an_output_over_an_input_is_refused(make_job):
