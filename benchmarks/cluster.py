@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmarks.run import MODELS, make_job
+from composer.cluster.connect import LOCAL_CONFIG
 from composer.cluster.render import render_on_cluster
 from composer.cluster.task import SegmentResult
 from composer.config.job import Job, load_job
@@ -149,7 +150,7 @@ def measure(model: str, frames: int, size: tuple[int, int], workers: int, folder
     on_cluster = load_job(job_file, {"output": {"frames": str(folder / "cluster"),
                                                 "video": str(folder / "cluster.mp4")}})
     alone = render(single)
-    with dask.config.set({"distributed.scheduler.allowed-failures": 2}), LocalCluster(
+    with dask.config.set(LOCAL_CONFIG), LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", memory_limit=0,
             scheduler_kwargs={"dashboard": False}) as cluster, Client(cluster) as client:
         _warm(client)

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 CONNECT_SECONDS = 10  # to reach the scheduler, and then for a first worker to be there
 RETRIES = 2  # times a segment is started again after the worker running it died (Dask's allowed failures)
+# Dask settings of the clusters composer starts: a dead worker's segment is retried RETRIES more times, and the
+# workers' statistical profiler (a sample of every thread's stack every 10 ms, taking the GIL) is off.
+LOCAL_CONFIG = {"distributed.scheduler.allowed-failures": RETRIES, "distributed.worker.profile.enabled": False}
 _LOCAL = re.compile(r"^local:(\d+)(?:x(\d+))?$")
 _QUIET = ("distributed", "tornado", "asyncio", "bokeh")
 
@@ -60,7 +63,7 @@ def connect(address: str) -> Iterator[Client]:
         raise JobError(f"run.cluster: rendering on a cluster needs dask.distributed ({exc}); install "
                        "composer-repaint[cluster]") from None
     local = local_cluster(address)
-    with _quiet_dask(), dask.config.set({"distributed.scheduler.allowed-failures": RETRIES}), \
+    with _quiet_dask(), dask.config.set(LOCAL_CONFIG), \
             contextlib.ExitStack() as stack:
         if local is not None:
             workers, threads = local
