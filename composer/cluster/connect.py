@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from composer.config.checks import CLUSTER_ADDRESS
 from composer.errors import JobError
 
 if TYPE_CHECKING:
@@ -18,16 +18,15 @@ RETRIES = 2  # times a segment is started again after the worker running it died
 # Dask settings of the clusters composer starts: a dead worker's segment is retried RETRIES more times, and the
 # workers' statistical profiler (a sample of every thread's stack every 10 ms, taking the GIL) is off.
 LOCAL_CONFIG = {"distributed.scheduler.allowed-failures": RETRIES, "distributed.worker.profile.enabled": False}
-_LOCAL = re.compile(r"^local:(\d+)(?:x(\d+))?$")
 _QUIET = ("distributed", "tornado", "asyncio", "bokeh")
 
 
 def local_cluster(address: str) -> tuple[int, int] | None:
     """``local:N`` or ``local:NxK`` as (N worker processes, K threads each); None for a scheduler's address."""
-    match = _LOCAL.match(address)
-    if match is None:
+    match = CLUSTER_ADDRESS.match(address)
+    if match is None or match["workers"] is None:
         return None
-    return int(match[1]), int(match[2] or 1)
+    return int(match["workers"]), int(match["threads"] or 1)
 
 
 @contextlib.contextmanager

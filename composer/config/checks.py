@@ -271,14 +271,15 @@ def batch_profile(maximum: int) -> Check:
     return check
 
 
-_CLUSTER = re.compile(r"^(?:(?P<scheme>tcp|tls)://(?P<host>[^\s/:]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})"
-                      r"|local:(?P<workers>\d{1,4})(?:x(?P<threads>\d{1,4}))?)$")
+# A Dask scheduler (tcp:// or tls://HOST:PORT), or local:N[xK]: N worker processes of K threads here.
+CLUSTER_ADDRESS = re.compile(r"^(?:(?P<scheme>tcp|tls)://(?P<host>[^\s/:]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})"
+                             r"|local:(?P<workers>\d{1,4})(?:x(?P<threads>\d{1,4}))?)$")
 
 
 def cluster_address(key: str, value: Any, base: Path) -> str:
     """A Dask scheduler's address, ``tcp://host:port`` (or ``tls://``), or ``local:N`` / ``local:NxK``: N worker
     processes of K threads (default 1) on this machine."""
-    match = _CLUSTER.match(value) if isinstance(value, str) else None
+    match = CLUSTER_ADDRESS.match(value) if isinstance(value, str) else None
     if match is None:
         raise fail(key, f"expected tcp://HOST:PORT or local:N (N worker processes here), got {shown(value)}")
     if match["port"] is not None and not 0 < int(match["port"]) < 65536:
