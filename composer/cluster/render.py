@@ -29,7 +29,7 @@ from composer.cluster.task import SegmentResult, SegmentTask, TaskFailed, render
 from composer.config.defaults import EncoderLayout
 from composer.config.job import Job
 from composer.errors import ComposerError
-from composer.inputs.audio_features import encoded_job
+from composer.inputs.audio_features import with_features_file
 from composer.inputs.plan import open_plan
 from composer.output.lock import lock_outputs
 from composer.output.outputs import open_outputs
@@ -75,7 +75,8 @@ def render_on_cluster(job: Job, address: str, observer: Observer | None = None, 
     memory = PeakMemory()
     with lock_outputs(job), open_plan(job, frames) as plan:
         plan.open_model(threads=1)  # a model that does not fit the job is refused here, before any task
-        job = encoded_job(job, plan.fps)  # features made from audio: the tasks read the rows the plan encoded
+        if plan.features_file is not None:  # features made from audio: the tasks read the rows the plan encoded
+            job = with_features_file(job, plan.features_file)
         with connect(address) as client:
             check_workers(client, job)
             began = time.perf_counter()

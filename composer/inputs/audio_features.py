@@ -31,7 +31,8 @@ from composer.inputs.audio import decode_mono
 from composer.inputs.digest import content_digest
 from composer.inputs.encoder import AudioEncoder, encode_rows
 
-__all__ = ["CACHE_PREFIX", "cached_features", "encoded_job", "features_cache", "rows_per_frame", "write_features"]
+__all__ = ["CACHE_PREFIX", "cached_features", "encoded_job", "features_cache", "rows_per_frame",
+           "with_features_file", "write_features"]
 
 CACHE_PREFIX = ".composer-features-"  # in a frames folder; beside a video: .NAME.features-
 _FORMAT = 1  # bump when the rows written for the same inputs change
@@ -173,5 +174,10 @@ def encoded_job(job: Job, fps: Fraction) -> Job:
     spec = job.features
     if spec is None or spec.audio is None:
         return job
-    path = cached_features(spec, fps, features_cache(job))
-    return dataclasses.replace(job, features=dataclasses.replace(spec, path=path, audio=None, encoder=None))
+    return with_features_file(job, cached_features(spec, fps, features_cache(job)))
+
+
+def with_features_file(job: Job, path: Path) -> Job:
+    """``job`` reading its features from ``path``, the file its audio was encoded into, instead of the audio."""
+    assert job.features is not None
+    return dataclasses.replace(job, features=dataclasses.replace(job.features, path=path, audio=None, encoder=None))

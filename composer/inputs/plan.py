@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 
@@ -36,6 +37,7 @@ class Plan:
     schedule: np.ndarray  # template frame of each output frame
     fps: Fraction
     preview: bool = False  # only the first output frames of the job are rendered
+    features_file: Path | None = None  # the .npy the features made from audio were read from (docs/design.md 1.1)
 
     @property
     def count(self) -> int:
@@ -76,19 +78,21 @@ def open_plan(job: Job, frames: int | None = None) -> Iterator[Plan]:
         raise JobError("job key features.path: missing; features.row_shape alone serves composer live, which reads "
                        "the rows from its standard input")
     features = load_features(spec.path) if spec is not None and spec.path is not None else None
+    features_file = None
     with open_template(job.template.source) as source:
         rects = load_rects(job.template.rects, source.count)
         rects.check_bounds(source.width, source.height, job.template.rects)
         fps = output_fps(job, source)
         if spec is not None and spec.audio is not None:
-            features = load_features(cached_features(spec, fps, features_cache(job)))
+            features_file = cached_features(spec, fps, features_cache(job))
+            features = load_features(features_file)
         count = len(features) if features is not None else source.count
         preview = frames is not None and frames < count
         if frames is not None:
             count = min(count, frames)
         order = schedule(count, source.count, job.run.loop)
         yield Plan(job=job, source=source, rects=rects, features=features, schedule=order, fps=fps,
-                   preview=preview)
+                   preview=preview, features_file=features_file)
 
 
 def output_fps(job: Job, source: TemplateSource) -> Fraction:

@@ -67,10 +67,7 @@ def open_outputs(plan: Plan, resume: bool = False, run: Supervisor | None = None
     """
     job, spec = plan.job, plan.job.output
     layout = layout or encoder_layout(job)
-    made = job.features is not None and job.features.audio is not None
-    filename = getattr(plan.features, "filename", None)  # the memory-mapped file of features made from audio
-    rows = Path(filename) if made and filename else None
-    print_ = fingerprint(job, plan.count, rows)
+    print_ = fingerprint(job, plan.count, plan.features_file)
     try:
         start = resume_point(job, plan.count, print_) if resume else 0
         if not resume:
