@@ -10,6 +10,7 @@ import click
 
 from composer.cli.common import FiniteFloatRange, reports_errors
 from composer.config.checks import fps as fps_check
+from composer.config.job import FeaturesSpec
 from composer.config.limits import (
     MAX_CHUNK_SECONDS,
     MAX_OVERLAP_SECONDS,
@@ -57,14 +58,16 @@ def init(folder: Path, example: str) -> None:
 @click.option("-o", "--output", "out", type=click.Path(), required=True, metavar="FEATURES.npy",
               help="The features to write: float32 [N, g, D], g = rows-per-second / fps.")
 @click.option("--fps", default="25", show_default=True, callback=_fps, help="Frame rate of the video to render.")
-@click.option("--rows-per-second", type=click.IntRange(1, MAX_ROWS_PER_SECOND), default=50, show_default=True,
+@click.option("--rows-per-second", type=click.IntRange(1, MAX_ROWS_PER_SECOND),
+              default=FeaturesSpec.rows_per_second, show_default=True,
               help="Encoder rows per second of audio (hubert and wav2vec2: 50).")
-@click.option("--sample-rate", type=click.IntRange(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE), default=16000,
+@click.option("--sample-rate", type=click.IntRange(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE), default=FeaturesSpec.sample_rate,
               show_default=True, help="The rate the encoder takes; the audio is resampled to it.")
-@click.option("--chunk-seconds", type=FiniteFloatRange(MIN_CHUNK_SECONDS, MAX_CHUNK_SECONDS), default=60.0,
-              show_default=True, help="Audio encoded in one call at most; longer audio goes in chunks.")
-@click.option("--overlap-seconds", type=FiniteFloatRange(0, MAX_OVERLAP_SECONDS), default=1.0, show_default=True,
-              help="Context on each side of a chunk, whose rows are dropped.")
+@click.option("--chunk-seconds", type=FiniteFloatRange(MIN_CHUNK_SECONDS, MAX_CHUNK_SECONDS),
+              default=FeaturesSpec.chunk_seconds, show_default=True,
+              help="Audio encoded in one call at most; longer audio goes in chunks.")
+@click.option("--overlap-seconds", type=FiniteFloatRange(0, MAX_OVERLAP_SECONDS), default=FeaturesSpec.overlap_seconds,
+              show_default=True, help="Context on each side of a chunk, whose rows are dropped.")
 @reports_errors
 def features(audio: Path, encoder: Path, out: str, fps: Fraction, rows_per_second: int, sample_rate: int,
              chunk_seconds: float, overlap_seconds: float) -> None:

@@ -15,6 +15,7 @@ from composer.cli.common import overrides, reports_errors
 from composer.config.limits import MAX_FRAMES
 
 _DEFAULT_FRAMES = 25  # composer.measure.precision.DEFAULT_FRAMES, without importing it here
+_DEFAULT_MIN_PSNR = 40.0  # composer.measure.precision.DEFAULT_MIN_PSNR, likewise
 
 
 @click.command("fp16")
@@ -44,7 +45,7 @@ def fp16(model: Path, target: Path, fp16_io: bool) -> None:
               help="The other model (a float16 copy, say) whose frames are compared with the job's model's.")
 @click.option("-n", "--frames", type=click.IntRange(1, MAX_FRAMES), default=_DEFAULT_FRAMES, show_default=True,
               help="Output frames to compare, spread over the output.")
-@click.option("--min-psnr", type=click.FloatRange(0, 100), default=40.0, show_default=True,
+@click.option("--min-psnr", type=click.FloatRange(0, 100), default=_DEFAULT_MIN_PSNR, show_default=True,
               help="The verdict's threshold: every compared frame's pasted region must reach this PSNR (dB).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("-s", "--set", "settings", multiple=True, metavar="SECTION.KEY=VALUE",

@@ -120,7 +120,7 @@ def model_layout(job: Job, accelerated: bool, cheap: bool = False) -> ModelLayou
         return ModelLayout(1, 1, accelerated)
     if accelerated:
         lanes = job.run.lanes or 1
-        return ModelLayout(lanes, job.run.threads or min(ACCELERATOR_THREADS, cores), accelerated)
+        return ModelLayout(lanes, job.run.threads or ACCELERATOR_THREADS, accelerated)
     lanes = job.run.lanes or max(min(2, cores), cores // CPU_THREADS_PER_LANE)
     threads = job.run.threads or max(1, cores // lanes)
     return ModelLayout(lanes, threads, accelerated)

@@ -128,7 +128,7 @@ class RunSpec:
     loop: str = "pingpong"
     lanes: int | None = None  # model sessions running batches side by side; None: from the provider and cores
     threads: int | None = None  # intra-op threads per lane; None: the usable cores shared among the lanes
-    encoders: int | None = None  # video segments encoded side by side; None: two (one on one core)
+    encoders: int | None = None  # video segments encoded side by side; None: composer.config.defaults.default_encoders
     mode: str = "auto"  # "segments", "pipeline" or "auto" (composer.config.defaults.segment_mode)
     cluster: str | None = None  # a Dask scheduler (tcp://host:port) or local:N; None: this process renders
 

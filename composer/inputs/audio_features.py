@@ -4,10 +4,9 @@
 ``[F // g, g, D]`` (the rows of an incomplete last frame dropped). The rows are written to disk as the encoder
 returns them, and the ``.npy`` file assembled from there in blocks: memory does not grow with the audio.
 
-A render keeps the features in a hidden file beside its output (its video, else in its frames folder), named by
-the output and a digest of the audio's and the
-encoder's content and of every setting that changes the rows, so a second render of the same audio reads them
-back instead of running the encoder again.
+A render keeps the features in a hidden file beside its output (its video, else in its frames folder), named by the
+output and a digest of the audio's and the encoder's content and of every setting that changes the rows, so a second
+render of the same audio reads them back instead of running the encoder again.
 """
 
 from __future__ import annotations
@@ -54,7 +53,7 @@ def rows_per_frame(rows_per_second: int, fps: Fraction) -> int:
     return int(g)
 
 
-def write_features(spec: FeaturesSpec, fps: Fraction, target: Path, threads: int | None = None) -> tuple[int, ...]:
+def write_features(spec: FeaturesSpec, fps: Fraction, target: Path) -> tuple[int, ...]:
     """Encode ``spec.audio`` with ``spec.encoder`` into ``target``, a ``.npy`` array ``[N, g, D]`` of float32,
     complete or absent. Returns its shape.
 
@@ -65,7 +64,7 @@ def write_features(spec: FeaturesSpec, fps: Fraction, target: Path, threads: int
     """
     assert spec.audio is not None and spec.encoder is not None
     g = rows_per_frame(spec.rows_per_second, fps)
-    encoder = AudioEncoder(spec.encoder, threads or defaults.usable_cores())
+    encoder = AudioEncoder(spec.encoder, defaults.usable_cores())
     target = Path(target)
     rows_file = target.parent / f".{target.name}.rows.tmp"
     partial = target.parent / f".{target.name}.partial.npy"

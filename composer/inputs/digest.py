@@ -16,11 +16,10 @@ _CHUNK = 1 << 20
 def file_digest(path: Path) -> str:
     """SHA-256 of a file's bytes, read in 1 MiB chunks.
 
-    Every byte is read, because it is cheap next to a render: 0.11 s per 100 MB on the development machine
-    (page cache warm; BLAKE2b took 0.13 s, this CPU having SHA instructions). The demo job's inputs (3.3 MB:
-    template, model, features, audio) hash in 3-8 ms, against 12 s to render its 250 frames at 20 fps; a render
-    decodes its template and loads its model whole anyway. Sampling the content would save a fraction of a
-    percent and let an edit between the samples through.
+    Every byte is read, because it is cheap next to a render: 0.11 s per 100 MB on the development machine (page cache
+    warm; BLAKE2b took 0.13 s, this CPU having SHA instructions): milliseconds for inputs of a few MB, against
+    seconds to render them; a render decodes its template and loads its model whole anyway. Sampling the content
+    would save a fraction of a percent and let an edit between the samples through.
     """
     digest = hashlib.sha256()
     with open(path, "rb") as file:

@@ -41,9 +41,8 @@ def schedule(count: int, frames: int, loop: str) -> np.ndarray:
     if loop == "repeat":
         return out % frames
     if loop == "pingpong":
-        if frames == 1:
-            return np.zeros(count, dtype=np.int64)
-        period = 2 * frames - 2
-        k = out % period
-        return np.where(k < frames, k, period - k)
+        cycle = period(frames, loop)
+        assert cycle is not None
+        k = out % cycle
+        return np.where(k < frames, k, cycle - k)
     raise JobError(f"run.loop: unknown loop {loop!r}")

@@ -73,7 +73,7 @@ def open_job_model(job: Job, shape: tuple[int, ...]) -> Model:
     """The job's model for rows of ``shape``, on ``[run] threads`` (else every usable core)."""
     window = job.features.window if job.features is not None else 1
     return Model(job.model, feature_row_shape=shape, window=window,
-                 threads=job.run.threads or defaults.usable_cores())
+                 threads=job.run.threads or defaults.usable_cores(), batch=1)  # one frame a call: no padding
 
 
 def auto_latency(frame_seconds: float, period: float) -> float:

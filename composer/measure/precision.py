@@ -2,8 +2,8 @@
 before it is trusted (docs/gpu.md).
 
 The same output frames are rendered with both models by the one per-frame step the renderers use
-(:class:`composer.rendering.step.FrameStep`), on the CPU by default (ONNX Runtime casts around the operators it
-has no float16 kernel for there), and compared as the 8-bit images a render writes: the PSNR of the pasted
+(:class:`composer.rendering.step.FrameStep`), on the job's provider (on the CPU, ONNX Runtime casts around the
+operators it has no float16 kernel for), and compared as the 8-bit images a render writes: the PSNR of the pasted
 rectangle, where the models differ, and of the whole frame, and the largest difference of one channel of one
 pixel in levels of 0-255.
 """
@@ -121,7 +121,7 @@ def compare_models(job: Job, against: Path, frames: int = DEFAULT_FRAMES,
         step = FrameStep(plan)
         buffers = [ModelInputs.allocate(job.model, m, 1) for m in (mine, other)]
         needed = {int(plan.schedule[i]) for i in wanted}
-        template = {t: frame for t, frame in enumerate(plan.source.frames()) if t in needed} if needed else {}
+        template = {t: frame for t, frame in enumerate(plan.source.frames(0, max(needed) + 1)) if t in needed}
         results = []
         for i in wanted:
             t = int(plan.schedule[i])

@@ -37,9 +37,9 @@ def convert_to_fp16(source: Path, target: Path, keep_io_types: bool = True) -> P
     source, target = Path(source), Path(target)
     if not source.is_file():
         raise ModelError(f"{source}: no such model file")
-    check_external_data(source)
+    model = check_external_data(source)
     try:
-        model = onnx.load(str(source))
+        onnx.load_external_data_for_model(model, str(source.parent))
     except Exception as exc:  # protobuf raises assorted errors
         raise ModelError(f"{source}: cannot read the model: {type(exc).__name__}: {exc}") from None
     try:

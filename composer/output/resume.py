@@ -6,8 +6,9 @@ changes a byte of the output, the frame count and composer's version. ``--resume
 fingerprint is this job's, from the first output frame that is not safely on disk: the first missing image, or
 the start of the first missing video segment. Otherwise it refuses, naming what changed.
 
-A fresh run first removes what an earlier run left where it writes (the numbered images it will write, the
-video's parts), then records its manifests: every image and segment found beside a manifest was written by a
+A fresh run refuses a frames folder holding numbered images it would not write (an earlier, longer run's),
+unless ``--overwrite``; it then removes what an earlier run left where it writes (the numbered images, the
+video's parts) and records its manifests: every image and segment found beside a manifest was written by a
 run of that fingerprint, so a resumed result never mixes two jobs' frames.
 """
 

@@ -11,7 +11,6 @@ import json
 import math
 import os
 import wave
-from importlib import resources
 from pathlib import Path
 
 import av
@@ -20,6 +19,7 @@ import numpy as np
 
 from composer.errors import JobError, OutputError
 from composer.model.zoo import build_audio_encoder, build_unet
+from composer.tools.examples import example_text
 
 __all__ = ["check_demo_folder", "make_demo_assets"]
 
@@ -34,7 +34,7 @@ _DEMO_NAMES = frozenset({"job.toml", "template.mp4", "rects.json", "speech.wav",
 
 # The job file, with relative paths so that the demo folder can be moved as a whole; `composer init --example
 # demo` writes it too.
-_JOB_TOML = resources.files("composer").joinpath("examples/demo.toml").read_text(encoding="utf-8")
+_JOB_TOML = example_text("demo")
 # The job files earlier versions of the demo wrote (SHA-256), so that their folders are still known as the demo's.
 _EARLIER_JOBS = frozenset({"dd26bcd759d6b3fdbe4e30b9e831767493ac1787034c259e13540652a3badfc3"})
 

@@ -13,7 +13,7 @@ from composer.config.job import Job
 from composer.errors import JobError, ModelError
 from composer.inputs.audio_features import rows_per_frame
 from composer.inputs.encoder import AudioEncoder
-from composer.inputs.plan import DEFAULT_FPS, open_plan
+from composer.inputs.plan import open_plan, output_fps
 from composer.inputs.sources import open_template
 from composer.model.providers import runtime
 from composer.model.session import Model, session_options
@@ -127,7 +127,7 @@ def _encoder_lines(job: Job) -> list[str]:
     except ModelError as exc:
         return [f"{DOES_NOT_FIT}{exc} (see docs/models.md)"]
     with open_template(job.template.source) as source:
-        fps = job.output.fps or source.fps or DEFAULT_FPS
+        fps = output_fps(job, source)
     try:
         g = rows_per_frame(spec.rows_per_second, fps)
     except JobError as exc:
