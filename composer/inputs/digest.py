@@ -1,4 +1,5 @@
-"""The content of an input file or folder, as SHA-256: what resume and the features cache compare."""
+"""The content of an input file or folder, as SHA-256: what resume and the features cache compare (a file's digest
+is :func:`composer.runtime.digest.file_digest`, a model's :func:`composer.model.signature.model_digest`)."""
 
 from __future__ import annotations
 
@@ -7,41 +8,10 @@ import os
 from pathlib import Path
 
 from composer.inputs.sources import IMAGE_SUFFIXES
+from composer.model.signature import model_digest
+from composer.runtime.digest import file_digest
 
 __all__ = ["content_digest", "file_digest"]
-
-_CHUNK = 1 << 20
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes, read in 1 MiB chunks.
-
-    Every byte is read, because it is cheap next to a render: 0.11 s per 100 MB on the development machine (page cache
-    warm; BLAKE2b took 0.13 s, this CPU having SHA instructions): milliseconds for inputs of a few MB, against
-    seconds to render them; a render decodes its template and loads its model whole anyway. Sampling the content
-    would save a fraction of a percent and let an edit between the samples through.
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _external_data(model: Path) -> list[Path]:
-    """The files holding a model's external tensors (checked to lie in its folder when the model is opened)."""
-    import onnx
-
-    try:
-        proto = onnx.load(str(model), load_external_data=False)
-    except Exception:  # noqa: BLE001 - not ONNX: opening the model reports it
-        return []
-    tensors = list(proto.graph.initializer)
-    for node in proto.graph.node:
-        tensors += [a.t for a in node.attribute if a.HasField("t")]
-    names = {e.value for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL
-             for e in t.external_data if e.key == "location"}
-    return [model.parent / name for name in sorted(names)]
 
 
 def content_digest(path: Path, model: bool = False) -> str:
@@ -56,5 +26,4 @@ def content_digest(path: Path, model: bool = False) -> str:
         return digest.hexdigest()
     if not path.is_file():
         return "missing"
-    files = [path, *(_external_data(path) if model else [])]
-    return "+".join(file_digest(f) if f.is_file() else "missing" for f in files)
+    return model_digest(path) if model else file_digest(path)

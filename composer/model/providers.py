@@ -24,6 +24,7 @@ from typing import Any
 
 from composer.config.job import ModelSpec
 from composer.errors import ModelError
+from composer.model.signature import model_digest
 
 log = logging.getLogger("composer")
 
@@ -106,21 +107,11 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "composer"
 
 
-@functools.cache
-def _content_hash(path: Path, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def engine_folder(spec: ModelSpec, version: str) -> Path:
     """Where TensorRT keeps engines and timing caches for ``spec``'s model: ``model.cache`` (else
     :func:`cache_root` ``/ tensorrt``), then a folder per model content and ONNX Runtime version, so that an
-    edited model or another ONNX Runtime never picks up a stale engine."""
-    stat = spec.path.stat()
-    key = f"{_content_hash(spec.path.resolve(), stat.st_size, stat.st_mtime_ns)}-ort{version}"
+    edited model (its external data included) or another ONNX Runtime never picks up a stale engine."""
+    key = f"{hashlib.sha256(model_digest(spec.path).encode()).hexdigest()[:16]}-ort{version}"
     return (spec.cache or cache_root() / "tensorrt") / key
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from composer.config.job import ModelSpec
 from composer.errors import ModelError
+from composer.runtime.digest import file_digest
 
 
 @dataclass(frozen=True)
@@ -140,3 +141,26 @@ def declared_shapes(proto: Any, spec: ModelSpec) -> dict[str, tuple[int, ...]] |
             return None
         shapes[value.name] = tuple(int(d) for d in dims[1:] if d is not None)
     return shapes
+
+
+def external_data_files(model: Path) -> list[Path]:
+    """The files holding a model's external tensors (checked to lie in its folder when the model is opened)."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(model), load_external_data=False)
+    except Exception:  # noqa: BLE001 - not ONNX: opening the model reports it
+        return []
+    tensors = list(proto.graph.initializer)
+    for node in proto.graph.node:
+        tensors += [a.t for a in node.attribute if a.HasField("t")]
+    names = {e.value for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL
+             for e in t.external_data if e.key == "location"}
+    return [model.parent / name for name in sorted(names)]
+
+
+def model_digest(path: Path) -> str:
+    """The content of an ONNX model: its file's SHA-256 and those of its external data files (``"missing"`` for
+    one that is not there)."""
+    files = [path, *external_data_files(path)]
+    return "+".join(file_digest(f) if f.is_file() else "missing" for f in files)

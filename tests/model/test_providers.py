@@ -124,6 +124,19 @@ def test_engine_folder_is_keyed_by_the_model_content_and_the_runtime(tmp_path):
     assert engine_folder(_spec(a, cache=tmp_path), "1.21.0") != folder["a.onnx"]
 
 
+def test_engine_folder_changes_with_the_models_external_data(tmp_path):
+    import onnx
+
+    model = onnx.load(str(build_elementwise(tmp_path / "built.onnx", window=WINDOW, seed=1)))
+    onnx.save_model(model, str(tmp_path / "m.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="m.data", size_threshold=0)
+    before = engine_folder(_spec(tmp_path / "m.onnx", cache=tmp_path), "1.20.0")
+    data = bytearray((tmp_path / "m.data").read_bytes())
+    data[0] ^= 1  # new weights, the .onnx file unchanged
+    (tmp_path / "m.data").write_bytes(bytes(data))
+    assert engine_folder(_spec(tmp_path / "m.onnx", cache=tmp_path), "1.20.0") != before
+
+
 def test_the_cpu_gets_no_options(model_path):
     assert provider_options(_spec(model_path), CPU, "1.20.0", None, 4) == {}
 
