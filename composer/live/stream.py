@@ -21,7 +21,7 @@ import numpy as np
 from composer.config.job import OutputSpec
 from composer.errors import JobError, OutputError
 from composer.live.clock import now
-from composer.output.writers import BT709_TAGS, ImageFolderSink, convert_frame, converted_shape
+from composer.output.writers import ImageFolderSink, add_h264_stream, convert_frame, converted_shape
 
 STDOUT = "-"
 KEYFRAME_SECONDS = 1  # a player that joins the stream waits at most this long for a picture
@@ -82,13 +82,8 @@ class TsStream:
             raise OutputError(f"{self.name}: cannot write the stream: {exc.strerror or exc}") from exc
         try:
             self._container = av.open(self._file, "w", format="mpegts", container_options={"flush_packets": "1"})
-            options = {"crf": str(spec.crf), "preset": spec.preset, "tune": "zerolatency",
-                       "g": str(max(1, round(fps * KEYFRAME_SECONDS))), **BT709_TAGS}
-            self._stream = self._container.add_stream("libx264", fps, options=options)
-            self._stream.width, self._stream.height = width + width % 2, height + height % 2
-            self._stream.pix_fmt = "yuv420p"
-            self._stream.time_base = 1 / fps
-            self._stream.codec_context.thread_count = threads
+            self._stream = add_h264_stream(self._container, fps, width, height, spec.crf, spec.preset, threads,
+                                           tune="zerolatency", g=str(max(1, round(fps * KEYFRAME_SECONDS))))
         except (OSError, av.error.FFmpegError) as exc:
             self._file.close()
             raise OutputError(f"{self.name}: cannot start the stream: {exc}") from exc

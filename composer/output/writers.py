@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import av
 import cv2
@@ -21,7 +22,7 @@ import numpy as np
 from composer.errors import JobError, OutputError
 from composer.output.colour import bgr_to_i420_bt709
 
-__all__ = ["BT709_TAGS", "ImageFolderSink", "VideoSink", "check_audio", "convert_frame", "converted_shape",
+__all__ = ["ImageFolderSink", "VideoSink", "add_h264_stream", "check_audio", "convert_frame", "converted_shape",
            "partial_path"]
 
 log = logging.getLogger("composer")
@@ -29,7 +30,7 @@ log = logging.getLogger("composer")
 _STALE_TEMP = re.compile(r"^\.\d{6,}\.(png|jpg)\.tmp$")
 # The colours of bgr_to_i420_bt709, as codec options: x264 writes them into the stream's VUI and the mp4
 # muxer into its colr box. Options rather than codec-context attributes, which older PyAV lacks.
-BT709_TAGS = {"color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709", "color_range": "tv"}
+_BT709_TAGS = {"color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709", "color_range": "tv"}
 _AAC_RATES = frozenset({96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000})
 
 
@@ -133,6 +134,20 @@ def convert_frame(frame: np.ndarray, width: int, height: int, out: np.ndarray | 
     return bgr_to_i420_bt709(frame, out)
 
 
+def add_h264_stream(container: Any, fps: Fraction, width: int, height: int, crf: int, preset: str, threads: int,
+                    **options: str) -> av.video.stream.VideoStream:
+    """An x264 stream in ``container``: yuv420p at ``fps``, tagged BT.709, ``crf`` and ``preset``, ``threads``
+    x264 threads (0: its own choice), odd sides padded to even; ``options``: further x264 options."""
+    stream = container.add_stream("libx264", fps, options={"crf": str(crf), "preset": preset, **_BT709_TAGS,
+                                                           **options})
+    # H.264 4:2:0 needs even dimensions.
+    stream.width, stream.height = width + width % 2, height + height % 2
+    stream.pix_fmt = "yuv420p"
+    stream.time_base = 1 / fps
+    stream.codec_context.thread_count = threads
+    return stream
+
+
 class VideoSink:
     """Encodes frames into an H.264 (libx264, yuv420p) mp4, with the audio of another file if given.
 
@@ -204,15 +219,7 @@ class VideoSink:
             raise
 
     def _add_video_stream(self, crf: int, preset: str, threads: int) -> av.video.stream.VideoStream:
-        options = {"crf": str(crf), "preset": preset, **BT709_TAGS}
-        stream = self._container.add_stream("libx264", self.fps, options=options)
-        # H.264 4:2:0 needs even dimensions.
-        stream.width, stream.height = self.width + self.width % 2, self.height + self.height % 2
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = 1 / self.fps
-        ctx = stream.codec_context
-        ctx.thread_count = threads
-        return stream
+        return add_h264_stream(self._container, self.fps, self.width, self.height, crf, preset, threads)
 
     def write(self, frame: np.ndarray) -> None:
         """Encodes the next frame (uint8 H x W x 3 BGR of the sink's size). Call from one thread.
