@@ -39,12 +39,12 @@ def live(job_file: Path, output: str, stats_file: str | None, trace_file: str | 
     from composer.cli.measure import emit_trace, trace_outputs
     from composer.config.job import load_job
     from composer.live.runner import open_live
-    from composer.live.stream import STDOUT, is_ts
-    from composer.output.safety import Output, check_paths, file_output, job_inputs
+    from composer.live.stream import STDOUT, stream_output
+    from composer.output.safety import check_paths, file_output, job_inputs
     from composer.runtime.trace import Tracer
 
     job = load_job(job_file, overrides(None, None, None, None, None, settings))
-    written = [] if output == STDOUT else [Output("--output", output, folder=not is_ts(output))]
+    written = [] if output == STDOUT else [stream_output(output)]
     if stats_file is not None:
         written.append(file_output("--stats", stats_file, temporary=False))
     check_paths(job_inputs(job), [*written, *trace_outputs(trace_file)])

@@ -33,11 +33,11 @@ from composer.live.clock import Clock, Slot, now, sleep_until
 from composer.live.reader import RowHistory, RowReader
 from composer.live.renderer import LiveRenderer, LiveTemplate
 from composer.live.stats import FrameRecord, LiveStats, SlotRecord
-from composer.live.stream import STDOUT, ReaderGone, Stream, is_ts, open_stream
+from composer.live.stream import STDOUT, ReaderGone, Stream, open_stream, stream_output
 from composer.live.timeline import SLACK, Timeline
 from composer.model.session import Model
 from composer.output.lock import OutputLock
-from composer.output.safety import Output, check_paths, job_inputs
+from composer.output.safety import check_paths, job_inputs
 from composer.runtime.threads import Supervisor, get, put
 from composer.runtime.trace import NullTracer
 
@@ -85,10 +85,9 @@ def auto_latency(frame_seconds: float, period: float) -> float:
 class Live:
     """A live run of one job, opened by :func:`open_live`: :meth:`run` streams, :meth:`stats` summarises."""
 
-    def __init__(self, plan: Plan, template: LiveTemplate, renderer: LiveRenderer, history: RowHistory,
-                 shape: tuple[int, ...], latency: float, cost: float, tracer: NullTracer) -> None:
-        self.plan, self.template, self.renderer, self.history = plan, template, renderer, history
-        self.shape, self.cost, self.tracer = shape, cost, tracer
+    def __init__(self, plan: Plan, renderer: LiveRenderer, latency: float, cost: float, tracer: NullTracer) -> None:
+        self.plan, self.renderer, self.cost, self.tracer = plan, renderer, cost, tracer
+        self.template, self.history, self.shape = renderer.template, renderer.history, renderer.history.row_shape
         self.clock = Clock(plan.fps, latency)
         self.timeline = Timeline(self.clock, least=max(0.0, min(2 * cost, latency - self.clock.period / 2)))
         self.slot: Slot[FrameRecord] = Slot()
@@ -97,8 +96,6 @@ class Live:
         self.frames: list[FrameRecord] = []
         self.busy, self.rendered_any = 0.0, 0
         self.reader_gone: str | None = None  # why the stream ended early, when standard output's reader left
-        history.keep = (plan.job.features.window if plan.job.features else 1) + SLACK + math.ceil(
-            float(plan.fps) * (latency + HISTORY_SECONDS))
 
     def run(self, fd: int, output: str) -> LiveStats:
         """Stream the rows read from ``fd`` to ``output`` (a ``.ts`` file, ``-``, or an image folder).
@@ -113,7 +110,7 @@ class Live:
         reader = RowReader(fd, self.shape, self._deliver)
         with contextlib.ExitStack() as held:
             if output != STDOUT:
-                check_paths(job_inputs(job), [Output("--output", output, folder=not is_ts(output))])
+                check_paths(job_inputs(job), [stream_output(output)])
                 held.enter_context(OutputLock(Path(output)))  # one run at a time writes a stream
             stream = open_stream(output, self.plan.fps, source.width, source.height, job.output)
             held.push(stream)  # closed (so that it plays) however the block ends
@@ -227,5 +224,7 @@ def open_live(job: Job, *, latency: float | None = None, tracer: NullTracer | No
         renderer = LiveRenderer(plan, template, model, history, tracer)
         cost = renderer.frame_seconds()
         budget = latency if latency is not None else auto_latency(cost, float(1 / plan.fps))
-        yield Live(plan, template, renderer, history, shape, budget, cost, tracer or NullTracer())
+        # the rows a window may still reach back to, over the latency and the slack
+        history.keep = renderer.window + SLACK + math.ceil(float(plan.fps) * (budget + HISTORY_SECONDS))
+        yield Live(plan, renderer, budget, cost, tracer or NullTracer())
 

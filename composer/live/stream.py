@@ -21,6 +21,7 @@ import numpy as np
 from composer.config.job import OutputSpec
 from composer.errors import JobError, OutputError
 from composer.live.clock import now
+from composer.output.safety import Output
 from composer.output.writers import ImageFolderSink, add_h264_stream, convert_frame, converted_shape
 
 STDOUT = "-"
@@ -65,12 +66,10 @@ class TsStream:
     Args:
         output: a ``.ts`` path, or ``-`` for standard output.
         fps, width, height: the stream's rate and frame size (odd sides padded to even).
-        spec: the job's output section (crf, preset).
-        threads: x264 threads; 0 lets x264 choose.
+        spec: the job's output section (crf, preset); x264 chooses its own threads.
     """
 
-    def __init__(self, output: str, fps: Fraction, width: int, height: int, spec: OutputSpec,
-                 threads: int = 0) -> None:
+    def __init__(self, output: str, fps: Fraction, width: int, height: int, spec: OutputSpec) -> None:
         self.name = "standard output" if output == STDOUT else output
         self.width, self.height = width, height
         self._gone = False  # standard output's reader closed it
@@ -82,7 +81,7 @@ class TsStream:
             raise OutputError(f"{self.name}: cannot write the stream: {exc.strerror or exc}") from exc
         try:
             self._container = av.open(self._file, "w", format="mpegts", container_options={"flush_packets": "1"})
-            self._stream = add_h264_stream(self._container, fps, width, height, spec.crf, spec.preset, threads,
+            self._stream = add_h264_stream(self._container, fps, width, height, spec.crf, spec.preset, 0,
                                            tune="zerolatency", g=str(max(1, round(fps * KEYFRAME_SECONDS))))
         except (OSError, av.error.FFmpegError) as exc:
             self._file.close()
@@ -155,9 +154,13 @@ class ImageStream:
         self.close()
 
 
-def open_stream(output: str, fps: Fraction, width: int, height: int, spec: OutputSpec,
-                threads: int = 0) -> TsStream | ImageStream:
+def open_stream(output: str, fps: Fraction, width: int, height: int, spec: OutputSpec) -> TsStream | ImageStream:
     """The stream ``--output`` names (see :func:`is_ts`)."""
     if is_ts(output):
-        return TsStream(output, fps, width, height, spec, threads)
+        return TsStream(output, fps, width, height, spec)
     return ImageStream(output, spec)
+
+
+def stream_output(output: str) -> Output:
+    """``--output`` as an output to check against the job's inputs: a stream file, or a folder of images."""
+    return Output("--output", output, folder=not is_ts(output))
