@@ -30,13 +30,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.run import make_job
+from benchmarks.run import _size, make_job
 from composer.config.job import Job, load_job
 from composer.errors import ComposerError
 from composer.measure.machine import describe_machine
 from composer.measure.report import markdown_table, text_table, write_section
+from composer.model.providers import PROVIDERS
 
-PROVIDERS = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider", "cpu": "CPUExecutionProvider"}
 MAX_BATCH = 8  # the TensorRT profile's largest batch: one engine serves 1, 4 and 8
 
 
@@ -102,10 +102,11 @@ def check_machine(providers: Sequence[str]) -> str:
     return "; ".join(names)
 
 
-def point_job(job: Job, provider: str, batch: int, precision: str, fp16_model: Path, cache: Path) -> Job:
+def point_job(job: Job, provider: str, batch: int, precision: str, fp16_model: Path | None, cache: Path) -> Job:
     """``job`` on ``provider`` at ``batch`` in ``precision`` (fp16: the converted model, or TensorRT's own)."""
     model = dataclasses.replace(job.model, provider=provider, cache=cache, trt_batches=(1, MAX_BATCH, MAX_BATCH))
     if precision == "fp16":
+        assert fp16_model is not None
         model = (dataclasses.replace(model, fp16=True) if provider == "tensorrt"
                  else dataclasses.replace(model, path=fp16_model))
     return dataclasses.replace(job, model=model).with_run(batch=batch)
@@ -124,11 +125,11 @@ def measure(job: Job, frames: int) -> tuple[float, float | None, float, str, flo
 def build_engine(job: Job) -> None:
     """Open and warm one session, so TensorRT builds and caches its engine outside the timed runs."""
     from composer.inputs.plan import open_plan
-    from composer.rendering.layout import warm_up
+    from composer.rendering.layout import run_batch, warm_up
 
     with open_plan(job) as plan:
         model = plan.open_model(1)
-        warm_up([model], model.batch_size(job.run.batch or 1))
+        warm_up([model], run_batch(job, model))
 
 
 def precision_psnr(job: Job, fp16_model: Path, provider: str, frames: int) -> str:
@@ -154,9 +155,11 @@ def run_check(args: argparse.Namespace, gpu: str) -> tuple[list[Point], list[str
     for name in args.models:
         folder = args.out / name
         job = load_job(make_job(folder, name, args.frames, args.size))
-        jobs[name] = job, convert_to_fp16(job.model.path, folder / "model16.onnx")
+        fp16_model = convert_to_fp16(job.model.path, folder / "model16.onnx") if "fp16" in args.precisions else None
+        jobs[name] = job, fp16_model
     if "fp16" in args.precisions and "heavy" in jobs:
         job, fp16_model = jobs["heavy"]
+        assert fp16_model is not None
         notes.append(f"heavy float16 copy against float32 on {args.providers[0]}: "
                      f"{precision_psnr(job, fp16_model, args.providers[0], min(args.frames, 25))}")
     engines = args.out / "engines"
@@ -214,20 +217,19 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batches", help="comma-separated batch sizes, at most 8 (default 1,4,8; --quick: 1,2)")
     parser.add_argument("--precisions", default="fp32,fp16", help="comma-separated: fp32, fp16")
     parser.add_argument("--frames", type=int, default=150, help="output frames per point")
-    parser.add_argument("--size", default="1280x720", help="frame size WIDTHxHEIGHT")
+    parser.add_argument("--size", type=_size, default=(1280, 720), help="frame size WIDTHxHEIGHT")
     parser.add_argument("--minutes", type=float, default=7.0, help="start no measurement after this many minutes")
     parser.add_argument("--out", type=Path, default=Path(".gpu-check-work"), help="scratch folder (kept)")
     parser.add_argument("--quick", action="store_true", help="a dry run: 6 frames at 320x240, batches 1 and 2")
     args = parser.parse_args(argv)
     args.providers, args.models, args.precisions = _list(args.provider), _list(args.models), _list(args.precisions)
     if args.quick:
-        args.frames, args.size = 6, "320x240"
+        args.frames, args.size = 6, (320, 240)
     args.batches = args.batches or ("1,2" if args.quick else "1,4,8")
     try:
         args.batches = [int(b) for b in _list(args.batches)]
-        args.size = tuple(int(v) for v in args.size.lower().split("x"))
     except ValueError:
-        parser.error("--batches takes integers and --size WIDTHxHEIGHT")
+        parser.error("--batches takes integers")
     choices = ((args.providers, PROVIDERS, "--provider"), (args.models, ("heavy", "light"), "--models"),
                (args.precisions, ("fp32", "fp16"), "--precisions"))
     for values, known, what in choices:
