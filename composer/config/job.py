@@ -187,7 +187,7 @@ def job_from_dict(raw: Mapping[str, Any], path: Path) -> Job:
         path=path,
         template=TemplateSpec(source=sources[0], rects=template["rects"]),
         model=ModelSpec(**model),
-        features=FeaturesSpec(**{"path": None, **features}) if features is not None else None,
+        features=FeaturesSpec(**features) if features is not None else None,
         composite=CompositeSpec(**composite),
         output=OutputSpec(**output),
         run=RunSpec(**run),
@@ -220,11 +220,9 @@ def _parse_toml(text: str, where: str) -> dict[str, Any]:
 
 def _check_threads_in_all(run: Mapping[str, Any]) -> None:
     """Each thread count is bounded alone; their products must not start 256 x 256 threads either."""
-    lanes = run.get("lanes") or 1
-    products = (("run.threads", lanes * (run.get("threads") or 1), "lanes x threads"),)
-    for key, product, what in products:
-        if product > MAX_THREADS_IN_ALL:
-            raise fail(key, f"{what} is {product}; at most {MAX_THREADS_IN_ALL} threads in all")
+    product = (run.get("lanes") or 1) * (run.get("threads") or 1)
+    if product > MAX_THREADS_IN_ALL:
+        raise fail("run.threads", f"lanes x threads is {product}; at most {MAX_THREADS_IN_ALL} threads in all")
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
