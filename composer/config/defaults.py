@@ -44,7 +44,12 @@ def wanted_batch(job: Job, accelerated: bool) -> int:
     On a CPU, ONNX Runtime gains nothing from batching (the cost per frame stays flat or grows, and each
     session's arena grows with the batch); an accelerator keeps its batches of 4.
     """
-    return job.run.batch or (ACCELERATOR_BATCH if accelerated else CPU_BATCH)
+    return default_batch(job.run.batch, accelerated)
+
+
+def default_batch(batch: int | None, accelerated: bool) -> int:
+    """``batch``, else the default for a model on an accelerator or on the CPU (:func:`wanted_batch`)."""
+    return batch or (ACCELERATOR_BATCH if accelerated else CPU_BATCH)
 
 
 def run_workers(job: Job) -> int:

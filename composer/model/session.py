@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from composer.config.defaults import ACCELERATOR_BATCH, CPU_BATCH
+from composer.config.defaults import default_batch
 from composer.config.job import ModelSpec
 from composer.errors import ModelError
 from composer.model.binding import BoundCalls
@@ -105,7 +105,7 @@ class Model:
             # Idle intra-op threads would otherwise spin on cores the composite workers need.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         asked = choose_providers(spec.provider, ort.get_available_providers())
-        accelerator_batch = batch or ACCELERATOR_BATCH
+        accelerator_batch = default_batch(batch, accelerated=True)  # what TensorRT profiles, before the session
         providers = session_providers(spec, asked, ort.__version__, declared_shapes(proto, spec), accelerator_batch)
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
@@ -138,9 +138,8 @@ class Model:
         binding = spec.io_binding if spec.io_binding != "auto" else self.accelerated
         # Every call of one shape: on an accelerator (one TensorRT engine, one cuDNN algorithm search) and
         # with IO binding (buffers of one size). The model's own fixed batch comes first.
-        self.call_batch = self.inputs.batch or (
-            (batch or (ACCELERATOR_BATCH if self.accelerated else CPU_BATCH))
-            if self.accelerated or binding else None)
+        self.call_batch = self.batch_size(default_batch(batch, self.accelerated)) \
+            if self.accelerated or binding else self.inputs.batch
         self.bound: BoundCalls | None = None
         if binding:
             assert self.call_batch is not None
