@@ -175,31 +175,27 @@ def segment_done(job: Job, first: int, stop: int) -> bool:
     return all((output.frames / f"{i:06d}.{output.format}").exists() for i in range(first, stop))
 
 
-def _clear_images(folder: Path, suffix: str, count: int) -> None:
-    """Remove the numbered images ``0 .. count-1`` an earlier run left in ``folder`` (this run writes them)."""
+def _numbered_images(folder: Path) -> list[tuple[Path, int, str]]:
+    """The numbered images in ``folder`` (composer's names): each path, number and suffix; none if unreadable."""
     try:
         entries = list(os.scandir(folder))
     except OSError:
-        return
-    for entry in entries:
-        match = _IMAGE.match(entry.name)
-        if match and match.group(2) == suffix and int(match.group(1)) < count:
-            Path(entry.path).unlink(missing_ok=True)
+        return []
+    return [(Path(entry.path), int(match.group(1)), match.group(2))
+            for entry in entries if (match := _IMAGE.match(entry.name))]
+
+
+def _clear_images(folder: Path, suffix: str, count: int) -> None:
+    """Remove the numbered images ``0 .. count-1`` an earlier run left in ``folder`` (this run writes them)."""
+    for path, number, kind in _numbered_images(folder):
+        if kind == suffix and number < count:
+            path.unlink(missing_ok=True)
 
 
 def stale_images(folder: Path, suffix: str, count: int) -> list[Path]:
     """The numbered images in ``folder`` that a run writing ``count`` images of ``suffix`` would leave as they are:
     those numbered ``count`` or more, and those of the other format."""
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return []
-    found = []
-    for entry in entries:
-        match = _IMAGE.match(entry.name)
-        if match and (match.group(2) != suffix or int(match.group(1)) >= count):
-            found.append(Path(entry.path))
-    return sorted(found)
+    return sorted(path for path, number, kind in _numbered_images(folder) if kind != suffix or number >= count)
 
 
 def check_stale_images(job: Job, count: int, overwrite: bool = False) -> None:
