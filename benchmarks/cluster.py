@@ -129,14 +129,24 @@ def _warm(client: Client) -> None:
 
 
 def _same(a: Job, b: Job) -> bool:
+    differ = _difference(a, b)
+    if differ is not None:
+        print(f"the outputs differ: {differ}", file=sys.stderr)
+    return differ is None
+
+
+def _difference(a: Job, b: Job) -> str | None:
+    """The first output file the two runs wrote differently (or only one of them wrote), or None."""
     assert a.output.video is not None and b.output.video is not None
     if not filecmp.cmp(a.output.video, b.output.video, shallow=False):
-        return False
+        return f"{a.output.video.name} and {b.output.video.name}"
     if a.output.frames is None or b.output.frames is None:
-        return True
-    names = sorted(p.name for p in a.output.frames.iterdir())
-    return names == sorted(p.name for p in b.output.frames.iterdir()) and all(
-        filecmp.cmp(a.output.frames / n, b.output.frames / n, shallow=False) for n in names)
+        return None
+    names, others = (sorted(p.name for p in f.iterdir()) for f in (a.output.frames, b.output.frames))
+    if names != others:
+        return f"the frames folders hold {sorted(set(names) ^ set(others))[:5]} on one side only"
+    return next((n for n in names if not filecmp.cmp(a.output.frames / n, b.output.frames / n, shallow=False)),
+                None)
 
 
 def measure(model: str, frames: int, size: tuple[int, int], workers: int, folder: Path,
