@@ -60,7 +60,8 @@ def live(job_file: Path, output: str, stats_file: str | None, trace_file: str | 
             if stats_file is not None:
                 stats.write(Path(stats_file))
             if tracer is not None and trace_file is not None:
-                emit_trace(tracer, Path(trace_file), f"{job_file.name}: composer live, {len(stats.slots)} frames")
+                frames = stats.summary()["frames"]
+                emit_trace(tracer, Path(trace_file), f"{job_file.name}: composer live, {frames} frames")
             if stream.reader_gone is not None:
                 click.echo(f"composer live: {stream.reader_gone}; the stream ends there", err=True)
             click.echo(f"composer live: {stats.line()}", err=True)

@@ -32,7 +32,7 @@ from composer.inputs.sources import open_template
 from composer.live.clock import Clock, Slot, now, sleep_until
 from composer.live.reader import RowHistory, RowReader
 from composer.live.renderer import LiveRenderer, LiveTemplate
-from composer.live.stats import FrameRecord, LiveStats, SlotRecord
+from composer.live.stats import FrameRecord, LiveStats, SlotRecord, Tally
 from composer.live.stream import STDOUT, ReaderGone, Stream, open_stream, stream_output
 from composer.live.timeline import SLACK, Timeline
 from composer.model.session import Model
@@ -92,8 +92,7 @@ class Live:
         self.timeline = Timeline(self.clock, least=max(0.0, min(2 * cost, latency - self.clock.period / 2)))
         self.slot: Slot[FrameRecord] = Slot()
         self.finished: queue.Queue[tuple[FrameRecord, np.ndarray]] = queue.Queue(FINISHED)
-        self.slots: list[SlotRecord] = []
-        self.frames: list[FrameRecord] = []
+        self.tally = Tally()
         self.busy, self.rendered_any = 0.0, 0
         self.reader_gone: str | None = None  # why the stream ended early, when standard output's reader left
 
@@ -125,9 +124,9 @@ class Live:
 
     def stats(self) -> LiveStats:
         """The run's summary so far."""
-        return LiveStats(fps=float(self.plan.fps), latency=self.clock.latency, rows=self.timeline.rows,
-                         slots=list(self.slots), frames=list(self.frames), busy=(self.busy, self.rendered_any),
-                         displaced=self.timeline.displaced)
+        return LiveStats.of(self.tally, fps=float(self.plan.fps), latency=self.clock.latency,
+                            rows=self.timeline.rows, busy=(self.busy, self.rendered_any),
+                            displaced=self.timeline.displaced)
 
     # --- the threads ---------------------------------------------------------------------------------------
 
@@ -190,10 +189,10 @@ class Live:
                 return
             if done is not None:
                 done.encoded, done.written = encoded, written
-                self.frames.append(done)
+                self.tally.frame(done)
                 self.tracer.add("encode", due, encoded, row)
                 self.tracer.add("write", encoded, written, row)
-            self.slots.append(SlotRecord(k, kind, row, t))
+            self.tally.slot(SlotRecord(k, kind, row, t))
             last, k = frame, k + 1
 
 
