@@ -10,7 +10,7 @@ import click
 
 from composer.cli.common import FiniteFloatRange, reports_errors
 from composer.config.checks import fps as fps_check
-from composer.config.job import FeaturesSpec
+from composer.config.features import FeaturesSpec
 from composer.config.limits import (
     MAX_CHUNK_SECONDS,
     MAX_OVERLAP_SECONDS,

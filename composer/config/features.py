@@ -1,16 +1,43 @@
-"""The cross-key checks of ``[features]``: a ``.npy`` file, or audio and the encoder that turns it into rows."""
+"""``[features]``: its settings, and the cross-key checks (a ``.npy`` file, or audio and the encoder that turns it
+into rows)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from composer.config.checks import fail, shown
 from composer.config.limits import MAX_ROW_VALUES
 
-__all__ = ["check_audio_features", "row_shape"]
+__all__ = ["FeaturesSpec", "check_audio_features", "row_shape"]
+
+
+@dataclass(frozen=True)
+class FeaturesSpec:
+    """Per-output-frame conditioning (one row per output frame): a ``.npy`` file at ``path``, or made from
+    ``audio`` by the ONNX audio ``encoder`` (docs/design.md 1.1).
+
+    ``row_shape`` states one row's shape where neither gives it: ``composer live`` reads rows from its standard
+    input. A job with only ``row_shape`` has no features for ``composer run``.
+    """
+
+    path: Path | None = None
+    window: int = 8
+    row_shape: tuple[int, ...] | None = None
+    audio: Path | None = None
+    encoder: Path | None = None
+    sample_rate: int = 16_000  # the encoder's input rate
+    rows_per_second: int = 50  # the encoder's output rows per second of audio
+    chunk_seconds: float = 60.0  # audio encoded in one call at most
+    overlap_seconds: float = 1.0  # context on each side of a chunk whose rows are dropped
+
+    @property
+    def hop(self) -> int:
+        """Samples per encoder row: ``sample_rate / rows_per_second`` (checked to be whole)."""
+        return self.sample_rate // self.rows_per_second
 
 
 def check_audio_features(features: Mapping[str, Any]) -> None:
@@ -30,12 +57,13 @@ def check_audio_features(features: Mapping[str, Any]) -> None:
         return
     if "encoder" not in features:
         raise fail("features.encoder", "missing: features.audio needs the ONNX audio encoder that turns it into rows")
-    rate, rows = features.get("sample_rate", 16_000), features.get("rows_per_second", 50)
+    rate = features.get("sample_rate", FeaturesSpec.sample_rate)
+    rows = features.get("rows_per_second", FeaturesSpec.rows_per_second)
     if rate % rows:
         raise fail("features.rows_per_second", f"{rows} rows a second do not divide features.sample_rate {rate} "
                                                "into a whole number of samples a row")
     hop_seconds = 1 / rows
-    if features.get("chunk_seconds", 60.0) < hop_seconds:
+    if features.get("chunk_seconds", FeaturesSpec.chunk_seconds) < hop_seconds:
         raise fail("features.chunk_seconds", f"must be at least one row ({hop_seconds:g} s)")
 
 

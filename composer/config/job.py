@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from composer.config.checks import fail, shown
-from composer.config.features import check_audio_features
+from composer.config.features import FeaturesSpec, check_audio_features
 from composer.config.limits import MAX_JOB_BYTES, MAX_THREADS_IN_ALL, check_nesting
 from composer.config.schema import PATH_KEYS, SCHEMA, SWITCHES, checked_section
 from composer.errors import JobError
@@ -34,31 +34,6 @@ class TemplateSpec:
 
     source: Path
     rects: Path
-
-
-@dataclass(frozen=True)
-class FeaturesSpec:
-    """Per-output-frame conditioning (one row per output frame): a ``.npy`` file at ``path``, or made from
-    ``audio`` by the ONNX audio ``encoder`` (docs/design.md 1.1).
-
-    ``row_shape`` states one row's shape where neither gives it: ``composer live`` reads rows from its standard
-    input. A job with only ``row_shape`` has no features for ``composer run``.
-    """
-
-    path: Path | None = None
-    window: int = 8
-    row_shape: tuple[int, ...] | None = None
-    audio: Path | None = None
-    encoder: Path | None = None
-    sample_rate: int = 16_000  # the encoder's input rate
-    rows_per_second: int = 50  # the encoder's output rows per second of audio
-    chunk_seconds: float = 60.0  # audio encoded in one call at most
-    overlap_seconds: float = 1.0  # context on each side of a chunk whose rows are dropped
-
-    @property
-    def hop(self) -> int:
-        """Samples per encoder row: ``sample_rate / rows_per_second`` (checked to be whole)."""
-        return self.sample_rate // self.rows_per_second
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from composer.config import defaults
-from composer.config.job import FeaturesSpec, Job
+from composer.config.features import FeaturesSpec
+from composer.config.job import Job
 from composer.errors import JobError, OutputError
 from composer.inputs.audio import decode_mono
 from composer.inputs.digest import content_digest

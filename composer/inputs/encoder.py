@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from composer.config.job import FeaturesSpec
+from composer.config.features import FeaturesSpec
 from composer.errors import JobError, ModelError
 from composer.model.session import check_external_data, session_options
 

@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from composer.cli.main import main
-from composer.config.job import FeaturesSpec, load_job
+from composer.config.features import FeaturesSpec
+from composer.config.job import load_job
 from composer.errors import JobError, ModelError
 from composer.inputs import encoder as encoder_module
 from composer.inputs.audio import decode_mono
