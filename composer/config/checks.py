@@ -248,12 +248,6 @@ def boolean(key: str, value: Any, base: Path) -> bool:
     return value
 
 
-def auto_or_boolean(key: str, value: Any, base: Path) -> str | bool:
-    if value == "auto" or isinstance(value, bool):
-        return value
-    raise fail(key, f"expected \"auto\", true or false, got {shown(value)}")
-
-
 def batch_profile(maximum: int) -> Check:
     """``[min, opt, max]`` batch sizes, ``1 <= min <= opt <= max <= maximum``."""
 

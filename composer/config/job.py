@@ -50,7 +50,7 @@ class ModelSpec:
     resize_out: str = "linear"
     provider: str = "auto"
     # Accelerators (docs/gpu.md): buffers bound once per lane, the device, cuDNN, memory, TensorRT.
-    io_binding: str | bool = "auto"  # "auto": on for an accelerator
+    io_binding: bool | None = None  # None ("auto"): on for an accelerator
     device_id: int = 0
     cudnn_conv_algo_search: str = "heuristic"
     gpu_memory_limit: int | None = None  # bytes; None: ONNX Runtime's default (no limit)

@@ -10,7 +10,6 @@ from typing import Any
 from composer.config.checks import (
     Check,
     auto_or,
-    auto_or_boolean,
     batch_profile,
     boolean,
     byte_size,
@@ -86,7 +85,7 @@ SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "resize_in": (choice(INTERPOLATIONS), False),
         "resize_out": (choice(INTERPOLATIONS), False),
         "provider": (choice(PROVIDERS), False),
-        "io_binding": (auto_or_boolean, False),
+        "io_binding": (auto_or(boolean), False),
         "device_id": (integer(0, MAX_DEVICES - 1), False),
         "cudnn_conv_algo_search": (choice(CONV_SEARCHES), False),
         "gpu_memory_limit": (byte_size, False),

@@ -135,7 +135,7 @@ class Model:
                 f"{path}: first output {self.output!r} is {output.type}; composer needs float values in [0, 1] "
                 "(float, float16 or double)"
             )
-        binding = spec.io_binding if spec.io_binding != "auto" else self.accelerated
+        binding = spec.io_binding if spec.io_binding is not None else self.accelerated
         # Every call of one shape: on an accelerator (one TensorRT engine, one cuDNN algorithm search) and
         # with IO binding (buffers of one size). The model's own fixed batch comes first.
         self.call_batch = self.batch_size(default_batch(batch, self.accelerated)) \

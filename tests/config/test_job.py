@@ -465,4 +465,4 @@ def test_gpu_keys_load(tmp_path):
     assert (model.gpu_memory_limit, model.fp16, model.trt_batches) == (8 * 2**30, True, (1, 4, 8))
     assert model.cache == tmp_path / "jobs" / "engines"
     defaults = load_job(_job_file(tmp_path, MINIMAL)).model
-    assert (defaults.io_binding, defaults.cudnn_conv_algo_search, defaults.cache) == ("auto", "heuristic", None)
+    assert (defaults.io_binding, defaults.cudnn_conv_algo_search, defaults.cache) == (None, "heuristic", None)
