@@ -21,7 +21,25 @@ def load_features(path: Path) -> np.ndarray:
         JobError: the file is missing, not a numeric array, or holds NaN or infinite values, or values beyond
             float32's range (the model's input type); the message names the first such row.
     """
-    path = Path(path)
+    array = _mapped(Path(path))
+    if array.dtype.kind == "f":
+        for start in range(0, len(array), _SCAN_ROWS):
+            _check_finite(path, np.asarray(array[start : start + _SCAN_ROWS]), start)
+    release(array)
+    return array
+
+
+def row_shape_of(path: Path) -> tuple[int, ...]:
+    """The shape of one row of the features file at ``path``, from its header (its values are not read).
+
+    Raises:
+        JobError: the file is missing or not a numeric array ``[N, ...]``.
+    """
+    return tuple(int(n) for n in _mapped(Path(path)).shape[1:])
+
+
+def _mapped(path: Path) -> np.ndarray:
+    """The ``.npy`` array at ``path``, memory-mapped, checked to be ``[N, ...]`` numbers (not their values)."""
     if not path.is_file():
         raise JobError(f"{path}: no such features file")
     try:
@@ -34,10 +52,6 @@ def load_features(path: Path) -> np.ndarray:
         raise JobError(f"{path}: the features array has no rows")
     if len(array) > MAX_FRAMES or array.size == 0:  # rows of nothing take no room in the file
         raise JobError(f"{path}: expected 1 to {MAX_FRAMES} rows of at least one value, got shape {array.shape}")
-    if array.dtype.kind == "f":
-        for start in range(0, len(array), _SCAN_ROWS):
-            _check_finite(path, np.asarray(array[start : start + _SCAN_ROWS]), start)
-    release(array)
     return array
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from composer.config import defaults
 from composer.config.job import Job
 from composer.errors import JobError
-from composer.inputs.features import load_features
+from composer.inputs.features import row_shape_of
 from composer.inputs.plan import Plan, output_fps
 from composer.inputs.rects import load_rects
 from composer.inputs.sources import open_template
@@ -58,7 +58,7 @@ def row_shape(job: Job) -> tuple[int, ...]:
                        "with features.row_shape")
     shape = features.row_shape
     if features.path is not None:
-        rows = tuple(int(n) for n in load_features(features.path).shape[1:])
+        rows = row_shape_of(features.path)  # the shape alone: live never reads the file's rows
         if shape is not None and shape != rows:
             raise JobError(f"job key features.row_shape: {list(shape)}, but the rows of {features.path} are "
                            f"{list(rows)}")

@@ -179,6 +179,15 @@ def test_a_job_with_only_a_row_shape_streams(make_job, tmp_path):
     assert stats.summary()["rows"] == 6 and stats.summary()["rendered"] + stats.summary()["dropped"] == 6
 
 
+def test_only_the_features_files_header_is_read(make_job, tmp_path, monkeypatch):
+    """Live takes the rows from its input: the file gives their shape, its values are never scanned."""
+    job_file = make_job(outputs=4)
+    rows = features_of(job_file)
+    np.save(job_file.parent / "features.npy", np.full_like(rows, np.nan))  # a file render would refuse this
+    stats = live_run(job_file, tmp_path / "out.ts", rows)
+    assert stats.summary()["rows"] == 4 and stats.summary()["rendered"] + stats.summary()["dropped"] == 4
+
+
 def test_a_row_shape_that_disagrees_with_the_features_file_is_refused(make_job, tmp_path):
     job_file = make_job(outputs=3)
     job_file.write_text(job_file.read_text().replace('path = "features.npy"', 'path = "features.npy"\nrow_shape = [6]'))
