@@ -16,6 +16,7 @@ from composer.config.job import Job
 from composer.config.limits import MAX_FPS, MIN_FPS
 from composer.errors import JobError
 from composer.inputs.audio_features import cached_features, features_cache
+from composer.inputs.digest import remembered_digests
 from composer.inputs.features import load_features
 from composer.inputs.rects import Rects, load_rects
 from composer.inputs.schedule import schedule
@@ -79,7 +80,7 @@ def open_plan(job: Job, frames: int | None = None) -> Iterator[Plan]:
                        "the rows from its standard input")
     features = load_features(spec.path) if spec is not None and spec.path is not None else None
     features_file = None
-    with open_template(job.template.source) as source:
+    with remembered_digests(), open_template(job.template.source) as source:
         rects = load_rects(job.template.rects, source.count)
         rects.check_bounds(source.width, source.height, job.template.rects)
         fps = output_fps(job, source)

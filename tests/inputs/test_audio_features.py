@@ -204,6 +204,34 @@ def test_a_job_renders_from_audio_and_a_second_render_does_not_encode(audio_job,
         assert len(container.streams.audio) == 1
 
 
+def test_a_render_reads_the_audio_and_the_encoder_for_their_digests_once(audio_job, encoder, monkeypatch):
+    """The features cache's key, the soundtrack and the encoder in the resume fingerprint share one digest each."""
+    from composer.inputs import digest
+    from composer.rendering.render import render
+
+    digested: list[Path] = []
+    plain = digest._digest
+    monkeypatch.setattr(digest, "_digest", lambda path, model: digested.append(path) or plain(path, model))
+    job = load_job(audio_job, {"output": {"video": str(audio_job.parent / "out.mp4")}})
+    render(job)
+    assert digested.count(audio_job.parent / "speech.wav") == 1 and digested.count(Path(encoder)) == 1
+    digested.clear()
+    render(job, overwrite=True)  # another render: read again, in case the files changed in between
+    assert digested.count(audio_job.parent / "speech.wav") == 1
+
+
+def test_a_file_changed_between_two_digests_is_read_again(tmp_path):
+    from composer.inputs.digest import content_digest, remembered_digests
+
+    path = tmp_path / "speech.wav"
+    path.write_bytes(b"a" * 100)
+    with remembered_digests():
+        first = content_digest(path)
+        path.write_bytes(b"b" * 101)
+        assert content_digest(path) != first
+    assert content_digest(path) != first
+
+
 def test_changed_audio_is_encoded_again_and_the_old_cache_removed(audio_job, tmp_path):
     from composer.rendering.render import render
 
