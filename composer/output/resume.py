@@ -26,6 +26,7 @@ from typing import Any
 from composer.config.job import Job
 from composer.errors import JobError, OutputError
 from composer.inputs.digest import content_digest, file_digest
+from composer.output.x264 import ASM_CAP
 from composer.version import __version__
 
 SEGMENT_FRAMES = 100  # frames per video segment: what an interrupt can lose, at most, and the encoders' unit
@@ -61,7 +62,7 @@ def fingerprint(job: Job, count: int, rows: Path | None = None) -> Fingerprint:
     features or the audio and encoder they are made from, model and encoder with their external data, audio),
     every key of ``[template]``, ``[features]``, ``[model]``, ``[composite]`` and ``[output]`` but the output paths
     and the model's speed-only keys, ``[run] loop``, the frame count, the segment length, x264's threads per
-    segment and composer's version.
+    segment and widest instruction set, and composer's version.
 
     ``rows``: the file of features made from audio (1.1), whose content counts too, so that a resumed run uses
     the very rows the interrupted one did (an encoder run by another ONNX Runtime may round them differently).
@@ -71,7 +72,7 @@ def fingerprint(job: Job, count: int, rows: Path | None = None) -> Fingerprint:
     were.
     """
     parts: dict[str, Any] = {"composer": __version__, "frames": count, "segment": SEGMENT_FRAMES,
-                             "x264_threads": X264_THREADS, "run.loop": job.run.loop}
+                             "x264_threads": X264_THREADS, "x264_asm": ASM_CAP, "run.loop": job.run.loop}
     for section in ("template", "features", "model", "composite", "output"):
         spec = getattr(job, section)
         if spec is None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from composer.errors import JobError, OutputError
 from composer.output.colour import bgr_to_i420_bt709
+from composer.output.x264 import x264_options
 
 __all__ = ["ImageFolderSink", "VideoSink", "add_h264_stream", "check_audio", "convert_frame", "converted_shape",
            "partial_path"]
@@ -137,9 +138,10 @@ def convert_frame(frame: np.ndarray, width: int, height: int, out: np.ndarray | 
 def add_h264_stream(container: Any, fps: Fraction, width: int, height: int, crf: int, preset: str, threads: int,
                     **options: str) -> av.video.stream.VideoStream:
     """An x264 stream in ``container``: yuv420p at ``fps``, tagged BT.709, ``crf`` and ``preset``, ``threads``
-    x264 threads (0: its own choice), odd sides padded to even; ``options``: further x264 options."""
+    x264 threads (0: its own choice), its instruction set pinned (:func:`composer.output.x264.x264_options`), odd
+    sides padded to even; ``options``: further x264 options."""
     stream = container.add_stream("libx264", fps, options={"crf": str(crf), "preset": preset, **_BT709_TAGS,
-                                                           **options})
+                                                           **x264_options(), **options})
     # H.264 4:2:0 needs even dimensions.
     stream.width, stream.height = width + width % 2, height + height % 2
     stream.pix_fmt = "yuv420p"

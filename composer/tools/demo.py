@@ -19,6 +19,7 @@ import numpy as np
 
 from composer.errors import JobError, OutputError
 from composer.model.zoo import build_audio_encoder, build_unet
+from composer.output.x264 import x264_options
 from composer.tools.examples import example_text
 
 __all__ = ["check_demo_folder", "make_demo_assets"]
@@ -185,7 +186,7 @@ def _write_template(path: Path, count: int, width: int, height: int, grain: floa
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         # x264's defaults (a keyframe every 250 frames), without the scene cuts the grain would set off: a
         # template filmed in one take has none, so a seek decodes from up to 250 frames back.
-        stream.options = {"crf": "18", "preset": "veryfast", "x264-params": "scenecut=0"}
+        stream.options = {"crf": "18", "preset": "veryfast", **x264_options("scenecut=0")}
         for index in range(count):
             frame = background.copy()
             centre = _face_centre(index, width, height)
