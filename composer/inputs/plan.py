@@ -62,6 +62,21 @@ class Plan:
 
 
 @contextlib.contextmanager
+def open_template_inputs(job: Job) -> Iterator[tuple[TemplateSource, Rects, Fraction]]:
+    """The job's template (closed on exit), its rectangles checked against it, and the output's frame rate: what
+    every render opens first, and all a live run reads from the job's files.
+
+    Raises:
+        JobError: the rectangles are missing, malformed, too few or outside the frames.
+        SourceError: the template cannot be opened.
+    """
+    with open_template(job.template.source) as source:
+        rects = load_rects(job.template.rects, source.count)
+        rects.check_bounds(source.width, source.height, job.template.rects)
+        yield source, rects, output_fps(job, source)
+
+
+@contextlib.contextmanager
 def open_plan(job: Job, frames: int | None = None) -> Iterator[Plan]:
     """Open and check a job's inputs; the template is closed on exit.
 
@@ -80,10 +95,7 @@ def open_plan(job: Job, frames: int | None = None) -> Iterator[Plan]:
                        "the rows from its standard input")
     features = load_features(spec.path) if spec is not None and spec.path is not None else None
     features_file = None
-    with remembered_digests(), open_template(job.template.source) as source:
-        rects = load_rects(job.template.rects, source.count)
-        rects.check_bounds(source.width, source.height, job.template.rects)
-        fps = output_fps(job, source)
+    with remembered_digests(), open_template_inputs(job) as (source, rects, fps):
         if spec is not None and spec.audio is not None:
             features_file = cached_features(spec, fps, features_cache(job))
             features = load_features(features_file)

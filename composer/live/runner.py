@@ -26,9 +26,7 @@ from composer.config import defaults
 from composer.config.job import Job
 from composer.errors import JobError
 from composer.inputs.features import row_shape_of
-from composer.inputs.plan import Plan, output_fps
-from composer.inputs.rects import load_rects
-from composer.inputs.sources import open_template
+from composer.inputs.plan import Plan, open_template_inputs
 from composer.live.clock import Clock, Slot, now, sleep_until
 from composer.live.reader import RowHistory, RowReader
 from composer.live.renderer import LiveRenderer, LiveTemplate
@@ -212,11 +210,9 @@ def open_live(job: Job, *, latency: float | None = None, tracer: NullTracer | No
         JobError, SourceError, ModelError: as a file render's.
     """
     shape = row_shape(job)
-    with open_template(job.template.source) as source:
-        rects = load_rects(job.template.rects, source.count)
-        rects.check_bounds(source.width, source.height, job.template.rects)
-        plan = Plan(job=job, source=source, rects=rects, features=None, schedule=np.zeros(0, np.int64),
-                    fps=output_fps(job, source))
+    with open_template_inputs(job) as (source, rects, fps):
+        # no features file and no schedule: the rows arrive on the input, each placed by the clock
+        plan = Plan(job=job, source=source, rects=rects, features=None, schedule=np.zeros(0, np.int64), fps=fps)
         template = LiveTemplate(plan)
         model = (open_model or open_job_model)(job, shape)
         history = RowHistory(shape, keep=1)
