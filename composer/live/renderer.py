@@ -88,9 +88,10 @@ class LiveRenderer:
 
     def __init__(self, plan: Plan, template: LiveTemplate, model: Model, history: RowHistory,
                  tracer: NullTracer | None = None) -> None:
-        self.step, self.template, self.model, self.history = FrameStep(plan), template, model, history
-        self.inputs = ModelInputs.allocate(plan.job.model, model, 1)
         self.window = plan.job.features.window if plan.job.features is not None else 1
+        self.step = FrameStep(plan, windows=lambda i: history.window(i, self.window))
+        self.template, self.model, self.history = template, model, history
+        self.inputs = ModelInputs.allocate(plan.job.model, model, 1)
         self.tracer = tracer or NullTracer()
 
     def render(self, i: int, record: FrameRecord) -> np.ndarray:
@@ -101,9 +102,7 @@ class LiveRenderer:
         if crop is None or rect is None:
             record.batched = record.inferred = record.composited = now()
             return frame
-        self.step.prepare(i, crop, self.inputs, 0)
-        if self.inputs.features is not None:
-            self.inputs.features[0] = self.history.window(i, self.window).reshape(self.inputs.features.shape[1:])
+        self.step.prepare(i, crop, self.inputs, 0)  # the image, and the window of the rows read so far
         record.batched = now()
         prediction = self.step.infer(self.model, self.inputs, [i])[0]
         record.inferred = now()

@@ -9,7 +9,7 @@ saved as an image and converted for the video encoder.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,12 +41,18 @@ class ModelInputs:
 
 
 class FrameStep:
-    """The frame step of one plan's frames (its model section, composite section and features)."""
+    """The frame step of one plan's frames (its model section, composite section and features).
 
-    def __init__(self, plan: Plan) -> None:
+    ``windows``: output frame ``i``'s window of feature rows, where the rows are not the plan's array (a live run
+    reads them as they arrive); by default the plan's :func:`~composer.inputs.features.feature_window`.
+    """
+
+    def __init__(self, plan: Plan, windows: Callable[[int], np.ndarray] | None = None) -> None:
         self.spec, self.blend = plan.job.model, plan.job.composite
-        self.features = plan.features
-        self.window = plan.job.features.window if plan.job.features is not None else 0
+        if windows is None and plan.features is not None:
+            features, window = plan.features, plan.job.features.window if plan.job.features is not None else 0
+            windows = lambda i: feature_window(features, i, window)  # noqa: E731
+        self.windows = windows
 
     def crop(self, frame: np.ndarray, rect: Rect, out: np.ndarray | None = None) -> np.ndarray:
         """3.3: the rectangle of ``frame`` resized to the crop (the cache keeps one per template frame)."""
@@ -55,9 +61,8 @@ class FrameStep:
     def prepare(self, i: int, crop: np.ndarray, inputs: ModelInputs, row: int) -> None:
         """3.4-3.6: output frame ``i``'s model input from its ``crop``, in row ``row`` of ``inputs``."""
         fill_image(crop, self.spec, inputs.images[row])
-        if inputs.features is not None and self.features is not None:
-            window = feature_window(self.features, i, self.window)
-            inputs.features[row] = window.reshape(inputs.features.shape[1:])
+        if inputs.features is not None and self.windows is not None:
+            inputs.features[row] = self.windows(i).reshape(inputs.features.shape[1:])
 
     @staticmethod
     def infer(model: Model, inputs: ModelInputs, frames: Sequence[int]) -> np.ndarray:
