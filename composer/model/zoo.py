@@ -101,8 +101,12 @@ class _Graph:
     def save(self, path: str | Path, name: str, inputs: list[onnx.ValueInfoProto], window: int) -> Path:
         """Checks the graph, whose output is ``output`` [B, 3, window, window], and writes it to ``path``."""
         batch = inputs[0].type.tensor_type.shape.dim[0]
-        output = _tensor("output", batch.dim_value or None, (3, window, window))
-        graph = helper.make_graph(self.nodes, name, inputs, [output], self.initializers)
+        return self.save_graph(path, name, inputs, [_tensor("output", batch.dim_value or None, (3, window, window))])
+
+    def save_graph(self, path: str | Path, name: str, inputs: list[onnx.ValueInfoProto],
+                   outputs: list[onnx.ValueInfoProto]) -> Path:
+        """Checks the graph with these ``inputs`` and ``outputs`` and writes it to ``path``."""
+        graph = helper.make_graph(self.nodes, name, inputs, outputs, self.initializers)
         model = helper.make_model(
             graph, opset_imports=[helper.make_opsetid("", _OPSET)], producer_name="composer.model.zoo"
         )
@@ -338,12 +342,4 @@ def build_audio_encoder(path: str | Path, *, dim: int = 512, channels: int = 32,
     g.op("Transpose", [x], output="features", perm=[0, 2, 1])  # [1, F, dim]
     audio = helper.make_tensor_value_info("audio", TensorProto.FLOAT, [1, "samples"])
     features = helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, "rows", dim])
-    graph = helper.make_graph(g.nodes, "audio_encoder", [audio], [features], g.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)],
-                              producer_name="composer.model.zoo")
-    model.ir_version = _IR_VERSION
-    onnx.checker.check_model(model)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
+    return g.save_graph(path, "audio_encoder", [audio], [features])
