@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
@@ -51,12 +52,12 @@ def content_digest(path: Path, model: bool = False) -> str:
 def _file_key(path: Path, model: bool) -> tuple[object, ...] | None:
     """What identifies a file's content without reading it; None for a folder or a missing path."""
     try:
-        stat = path.stat()
+        found = path.stat()
     except OSError:
         return None
-    if not path.is_file():
+    if not stat.S_ISREG(found.st_mode):
         return None
-    return (model, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    return (model, found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
 
 
 def _digest(path: Path, model: bool) -> str:
