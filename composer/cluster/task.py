@@ -180,7 +180,7 @@ def _render(task: SegmentTask, tracer: Tracer) -> TaskTimes:
     began = time.perf_counter()
     job, stopped = task.job, _stop_check(task.stop_event)
     stopped()  # a task that starts after the run was stopped does nothing
-    with open_plan(job) as plan:
+    with open_plan(job, scan_features=False) as plan:  # the client checked the features' values
         model = _model(plan)
         batch = run_batch(job, model)
         opened = time.perf_counter()

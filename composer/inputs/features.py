@@ -14,15 +14,16 @@ _SCAN_ROWS = 65536  # rows checked for NaN at a time, so a huge memory-mapped fi
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def load_features(path: Path) -> np.ndarray:
-    """Memory-map a ``.npy`` array ``[N, ...]`` of numbers, without pickle, and check it is finite as float32.
+def load_features(path: Path, scan: bool = True) -> np.ndarray:
+    """Memory-map a ``.npy`` array ``[N, ...]`` of numbers, without pickle, and check it is finite as float32
+    (``scan`` False: not its values, which a caller has checked already).
 
     Raises:
         JobError: the file is missing, not a numeric array, or holds NaN or infinite values, or values beyond
             float32's range (the model's input type); the message names the first such row.
     """
     array = _mapped(Path(path))
-    if array.dtype.kind == "f":
+    if scan and array.dtype.kind == "f":
         for start in range(0, len(array), _SCAN_ROWS):
             _check_finite(path, np.asarray(array[start : start + _SCAN_ROWS]), start)
     release(array)

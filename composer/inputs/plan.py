@@ -77,8 +77,11 @@ def open_template_inputs(job: Job) -> Iterator[tuple[TemplateSource, Rects, Frac
 
 
 @contextlib.contextmanager
-def open_plan(job: Job, frames: int | None = None) -> Iterator[Plan]:
+def open_plan(job: Job, frames: int | None = None, *, scan_features: bool = True) -> Iterator[Plan]:
     """Open and check a job's inputs; the template is closed on exit.
+
+    ``scan_features`` False: the features file's values are not checked for NaN (a cluster task's client has
+    checked them; each of a long job's hundreds of tasks would read the whole file again).
 
     ``frames``: render only the first output frames (a preview), each as the whole job renders it. Features made
     from audio (``features.audio``) are encoded here, or read from the cache beside the output.
@@ -93,7 +96,7 @@ def open_plan(job: Job, frames: int | None = None) -> Iterator[Plan]:
     if spec is not None and spec.path is None and spec.audio is None:
         raise JobError("job key features.path: missing; features.row_shape alone serves composer live, which reads "
                        "the rows from its standard input")
-    features = load_features(spec.path) if spec is not None and spec.path is not None else None
+    features = load_features(spec.path, scan_features) if spec is not None and spec.path is not None else None
     features_file = None
     with remembered_digests(), open_template_inputs(job) as (source, rects, fps):
         if spec is not None and spec.audio is not None:

@@ -70,3 +70,20 @@ def test_a_bad_address_is_one_line_naming_the_key(make_job, address):
     result = CliRunner().invoke(main, ["run", str(make_job()), "-q", "--cluster", address])
     assert result.exit_code == 2
     assert result.stderr.startswith("composer: error: job key run.cluster:") and result.stderr.count("\n") == 1
+
+
+def test_a_task_reads_the_features_without_scanning_them_again(make_job, monkeypatch):
+    """The client checked the rows' values; each task of a long job would otherwise read the whole file."""
+    from composer.cluster.task import SegmentTask, render_segment
+    from composer.inputs import features
+
+    job_file = make_job(outputs=23)
+    job = load_job(job_file, {"output": {"video": str(job_file.parent / "out.mp4")}})
+    scanned: list[int] = []
+    check = features._check_finite
+    monkeypatch.setattr(features, "_check_finite", lambda path, block, start: scanned.append(start) or
+                        check(path, block, start))
+    result = render_segment(SegmentTask(job, 0, 0, 23))
+    assert (result.first, result.stop) == (0, 23) and scanned == []
+    features.load_features(job.features.path)
+    assert scanned == [0]  # what a render of the job does, once
