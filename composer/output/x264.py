@@ -15,6 +15,7 @@ The CPU's features come from NumPy's runtime dispatch table; where it cannot be 
 from __future__ import annotations
 
 import functools
+import importlib
 import platform
 from collections.abc import Mapping
 
@@ -45,7 +46,7 @@ def _cpu_features() -> Mapping[str, bool] | None:
     """NumPy's table of this CPU's features (checked for OS support), or None where this NumPy has none."""
     for module in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
         try:
-            table = getattr(__import__(module, fromlist=["__cpu_features__"]), "__cpu_features__", None)
+            table = getattr(importlib.import_module(module), "__cpu_features__", None)
         except ImportError:
             continue
         if isinstance(table, dict):
